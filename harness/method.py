@@ -1,0 +1,103 @@
+"""The method contract: ``fn(context, **hyperparameters) -> Solution``.
+
+Every family (baseline, merging, routing, distillation, transferability) plugs into the
+same runner through these two types: the context gives a method what it may use (the
+expert pool, the suite's data and heads, the device, the seed); the solution says, per
+task, which model the suite should score and how many extra parameters it stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from harness.pool import ExpertPool
+    from harness.suite import Suite
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class MethodContext:
+    """What a method may use. Test labels are never reachable from here: data-based
+    methods read ``train``/``validation`` batches, or unlabeled ``test`` inputs."""
+
+    suite: Suite
+    pool: ExpertPool
+    device: torch.device
+    seed: int = 0
+    progress: bool = True
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.pool.tasks
+
+    def labeled_batches(
+        self, task: str, split: str = "train", *, batch_size: int = 64, limit: int | None = None
+    ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) batches of a train or validation split."""
+        if split == "test":
+            raise ValueError("methods may not read test labels; use unlabeled_batches")
+        return self.suite.batches(task, split, batch_size=batch_size, limit=limit)
+
+    def unlabeled_batches(
+        self, task: str, split: str = "test", *, batch_size: int = 64, limit: int | None = None
+    ) -> Iterable[torch.Tensor]:
+        """Inputs only, as test-time adaptation methods (AdaMerging) use them."""
+        for inputs, _ in self.suite.batches(task, split, batch_size=batch_size, limit=limit):
+            yield inputs
+
+    def head(self, task: str) -> torch.nn.Module:
+        """The suite's frozen classifier for ``task`` (features → logits)."""
+        return self.suite.head(task).to(self.device)
+
+    def build_model(self, state: StateDict) -> torch.nn.Module:
+        """The suite's backbone with ``state`` loaded, on the context's device."""
+        return self.suite.build_model(state).to(self.device)
+
+    def generator(self, salt: str = "") -> torch.Generator:
+        generator = torch.Generator()
+        generator.manual_seed(hash_seed(self.seed, salt))
+        return generator
+
+
+def hash_seed(seed: int, salt: str) -> int:
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass
+class Solution:
+    """A method's output: one merged state for all tasks, or something per task.
+
+    Exactly one of ``state``, ``task_states`` and ``task_modules`` is set. Per-task extras
+    (masks, rescalers, low-rank factors, routers) are counted in ``extra_parameters`` so
+    that storage cost is comparable across methods.
+    """
+
+    state: StateDict | None = None
+    task_states: Callable[[str], StateDict] | None = None
+    task_modules: Callable[[str], torch.nn.Module] | None = None
+    extra_parameters: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        given = [x is not None for x in (self.state, self.task_states, self.task_modules)]
+        if sum(given) != 1:
+            raise ValueError("a Solution needs exactly one of state, task_states, task_modules")
+
+    def model_for(self, task: str, context: MethodContext) -> torch.nn.Module:
+        """The backbone that the suite scores on ``task`` (features out, head applied later)."""
+        if self.task_modules is not None:
+            return self.task_modules(task).to(context.device)
+        if self.task_states is not None:
+            return context.build_model(self.task_states(task))
+        if "_shared" not in self.__dict__:
+            self.__dict__["_shared"] = context.build_model(self.state)
+        return self.__dict__["_shared"]

@@ -1,0 +1,291 @@
+"""The expert pool: a base checkpoint and one fine-tuned checkpoint per task, read lazily.
+
+Merging methods see parameters one tensor at a time, read straight from safetensors
+files, so merging N experts needs about N + 2 tensors in memory plus the output, never N
+whole models. The pool checks up front that every expert has exactly the base's tensor
+names and shapes, so a mismatch fails before any work with the name of the culprit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from harness.errors import CheckpointError
+
+KeyMap = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Weights in a directory (a hub snapshot) or a single file.
+
+    ``key_map`` maps a stored tensor name to its name in the pool, or to None to leave the
+    tensor out (a CLIP vision pool keeps only ``vision_model.*`` of a full CLIPModel).
+    """
+
+    path: Path
+    name: str
+    key_map: KeyMap | None = None
+
+    def files(self) -> list[Path]:
+        path = Path(self.path)
+        if path.is_file():
+            return [path]
+        if not path.is_dir():
+            raise CheckpointError(
+                f"checkpoint {self.name!r} is missing: {path} does not exist; "
+                "fetch it again or point the mirror at the right directory"
+            )
+        index = path / "model.safetensors.index.json"
+        if index.is_file():
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (ValueError, KeyError) as error:
+                raise CheckpointError(
+                    f"checkpoint {self.name!r} has a corrupt {index.name} ({error}); "
+                    "download it again"
+                ) from None
+            return [path / file for file in sorted(set(weight_map.values()))]
+        single = path / "model.safetensors"
+        if single.is_file():
+            return [single]
+        found = sorted(path.glob("*.safetensors"))
+        if found:
+            return found
+        raise CheckpointError(
+            f"checkpoint {self.name!r} has no safetensors weights in {path}; "
+            "convert it with `harness convert` or download the safetensors files"
+        )
+
+    @cached_property
+    def index(self) -> dict[str, tuple[Path, str]]:
+        """Pool name → (file, stored name), in the stored order."""
+        index: dict[str, tuple[Path, str]] = {}
+        for file in self.files():
+            if not file.is_file():
+                raise CheckpointError(
+                    f"checkpoint {self.name!r} lacks shard {file.name}; download it again"
+                )
+            try:
+                with safe_open(str(file), framework="pt") as handle:
+                    stored_names = list(handle.keys())
+            except (SafetensorError, OSError, ValueError) as error:
+                raise CheckpointError(
+                    f"checkpoint {self.name!r} is corrupt: {file} is not a readable "
+                    f"safetensors file ({error}); download or rebuild it"
+                ) from None
+            for stored in stored_names:
+                name = self.key_map(stored) if self.key_map else stored
+                if name is not None:
+                    index[name] = (file, stored)
+        if not index:
+            raise CheckpointError(f"checkpoint {self.name!r} holds no tensors the suite uses")
+        return index
+
+    def meta(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Name → (shape, dtype) without reading tensor data."""
+        result = {}
+        by_file: dict[Path, list[tuple[str, str]]] = {}
+        for name, (file, stored) in self.index.items():
+            by_file.setdefault(file, []).append((name, stored))
+        for file, names in by_file.items():
+            with safe_open(str(file), framework="pt") as handle:
+                for name, stored in names:
+                    view = handle.get_slice(stored)
+                    result[name] = (tuple(view.get_shape()), _dtype(view.get_dtype()))
+        return {name: result[name] for name in self.index}
+
+    def tensor(self, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
+        file, stored = self.index[name]
+        try:
+            with safe_open(str(file), framework="pt", device=str(device)) as handle:
+                return handle.get_tensor(stored)
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(
+                f"checkpoint {self.name!r}: cannot read {name} from {file} ({error}); "
+                "the file is damaged, download or rebuild it"
+            ) from None
+
+    def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        return {name: self.tensor(name, device) for name in self.index}
+
+    def sha256(self) -> str:
+        """Content hash over the weight files, for records of local artifacts."""
+        digest = hashlib.sha256()
+        for file in self.files():
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
+
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def _dtype(code: str) -> torch.dtype:
+    return _DTYPES.get(code, torch.float32)
+
+
+@dataclass
+class TensorGroup:
+    """One parameter across the pool: the base tensor and each task's expert tensor."""
+
+    name: str
+    base: torch.Tensor
+    experts: list[torch.Tensor]
+    tasks: list[str]
+    seed: int = 0
+    _task_vectors: list[torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def task_vectors(self) -> list[torch.Tensor]:
+        """τ_t = θ_t − θ_0 (Ilharco et al., 2023), computed once per group."""
+        if self._task_vectors is None:
+            self._task_vectors = [expert - self.base for expert in self.experts]
+        return self._task_vectors
+
+    def generator(self) -> torch.Generator:
+        """A generator seeded by (seed, tensor name): same seed, same random draws,
+        whatever order the tensors are visited in."""
+        digest = hashlib.sha256(f"{self.seed}:{self.name}".encode()).digest()
+        generator = torch.Generator(device=self.base.device)
+        generator.manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+        return generator
+
+
+class ExpertPool:
+    """A base checkpoint plus one expert per task, checked to match, read tensor by tensor."""
+
+    def __init__(
+        self,
+        base: Checkpoint,
+        experts: Mapping[str, Checkpoint],
+        *,
+        device: str | torch.device = "cpu",
+        compute_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if not experts:
+            raise CheckpointError("the expert pool is empty: give at least one expert")
+        self.base = base
+        self.experts = dict(experts)
+        self.device = torch.device(device)
+        self.compute_dtype = compute_dtype
+        self._meta = base.meta()
+        for task, expert in self.experts.items():
+            self._check_matches(task, expert)
+
+    def _check_matches(self, task: str, expert: Checkpoint) -> None:
+        expert_meta = expert.meta()
+        missing = [name for name in self._meta if name not in expert_meta]
+        extra = [name for name in expert_meta if name not in self._meta]
+        where = f"expert {task!r} ({expert.name})"
+        fix = "experts must be fine-tuned from the suite's base model"
+        if missing:
+            raise CheckpointError(
+                f"{where} lacks {len(missing)} tensor(s) of the base, e.g. {missing[0]}; {fix}"
+            )
+        if extra:
+            raise CheckpointError(
+                f"{where} has {len(extra)} tensor(s) the base lacks, e.g. {extra[0]}; {fix}"
+            )
+        for name, (shape, _) in self._meta.items():
+            if expert_meta[name][0] != shape:
+                raise CheckpointError(
+                    f"{where}: {name} has shape {list(expert_meta[name][0])} but the base has "
+                    f"{list(shape)}; {fix}"
+                )
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.experts)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._meta)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._meta[name][0]
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self._meta[name][1]
+
+    def is_mergeable(self, name: str) -> bool:
+        """Floating-point tensors are merged; integer buffers are copied from the base."""
+        return self._meta[name][1].is_floating_point
+
+    def num_parameters(self) -> int:
+        total = 0
+        for name in self.mergeable_names():
+            count = 1
+            for size in self.shape(name):
+                count *= size
+            total += count
+        return total
+
+    def mergeable_names(self) -> list[str]:
+        return [name for name in self._meta if self.is_mergeable(name)]
+
+    def base_tensor(self, name: str) -> torch.Tensor:
+        return self._load(self.base, name)
+
+    def expert_tensor(self, task: str, name: str) -> torch.Tensor:
+        return self._load(self.experts[task], name)
+
+    def _load(self, checkpoint: Checkpoint, name: str) -> torch.Tensor:
+        tensor = checkpoint.tensor(name, self.device)
+        if tensor.is_floating_point():
+            tensor = tensor.to(self.compute_dtype)
+        return tensor
+
+    def groups(self, names: Sequence[str] | None = None, seed: int = 0) -> Iterator[TensorGroup]:
+        """Yield mergeable parameters one at a time, in the base's order."""
+        for name in names if names is not None else self.mergeable_names():
+            yield TensorGroup(
+                name=name,
+                base=self.base_tensor(name),
+                experts=[self.expert_tensor(task, name) for task in self.tasks],
+                tasks=self.tasks,
+                seed=seed,
+            )
+
+    def base_state(self) -> dict[str, torch.Tensor]:
+        return {name: self.base_tensor(name) for name in self.names}
+
+    def expert_state(self, task: str) -> dict[str, torch.Tensor]:
+        return {name: self.expert_tensor(task, name) for name in self.names}
+
+    def subset(self, tasks: Sequence[str]) -> ExpertPool:
+        """A pool over some of the tasks (same base), e.g. for leave-one-out studies."""
+        pool = object.__new__(ExpertPool)
+        pool.__dict__.update(self.__dict__)
+        pool.experts = {task: self.experts[task] for task in tasks}
+        return pool
+
+    def output_state(self, merged: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Complete a merged state: keep the base's non-float tensors, cast to stored dtypes."""
+        state = {}
+        for name in self.names:
+            if name in merged:
+                state[name] = merged[name].to(self.dtype(name))
+            else:
+                state[name] = self.base_tensor(name).to(self.dtype(name))
+        return state
