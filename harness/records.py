@@ -53,7 +53,9 @@ def _consistency_errors(record: dict[str, Any]) -> list[str]:
 
 def record_path(results_dir: Path, record: dict[str, Any]) -> Path:
     return (
-        Path(results_dir) / record["suite"]["name"] / record["method"]["name"]
+        Path(results_dir)
+        / record["suite"]["name"]
+        / record["method"]["name"]
         / f"{record['run_id']}.json"
     )
 
