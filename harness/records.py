@@ -129,3 +129,19 @@ def load_records(results_dir: Path) -> LoadedRecords:
         except RecordError as error:
             loaded.problems.append(str(error))
     return loaded
+
+
+def validation_problems_in(files: list[Path]) -> list[str]:
+    """One ``path: field: message`` line per problem, over the given record files."""
+    problems = []
+    for path in files:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f"{path}: cannot read ({error})")
+            continue
+        except json.JSONDecodeError as error:
+            problems.append(f"{path}: not valid JSON (line {error.lineno}: {error.msg})")
+            continue
+        problems.extend(f"{path}: {problem}" for problem in validation_errors(data))
+    return problems
