@@ -59,7 +59,7 @@ class Param:
         elif expected in (int, float):
             if isinstance(value, str):
                 try:
-                    value = float(value) if expected is float else _parse_int(value)
+                    value = float(value)
                 except ValueError:
                     raise HyperparameterError(
                         f"{name} must be a number ({expected.__name__}), got {value!r}"
@@ -68,14 +68,14 @@ class Param:
                 raise HyperparameterError(
                     f"{name} must be a number ({expected.__name__}), got {value!r}"
                 )
+            if value != value:  # NaN
+                raise HyperparameterError(f"{name} must be a number, got NaN")
             if expected is int:
                 if float(value) != int(value):
                     raise HyperparameterError(f"{name} must be a whole number, got {value!r}")
                 value = int(value)
             else:
                 value = float(value)
-            if value != value:  # NaN
-                raise HyperparameterError(f"{name} must be a number, got NaN")
             if self.low is not None and value < self.low:
                 raise HyperparameterError(f"{name}={value} is below its minimum {self.low}")
             if self.high is not None and value > self.high:
@@ -86,13 +86,6 @@ class Param:
             allowed = ", ".join(map(str, self.choices))
             raise HyperparameterError(f"{name}={value!r} is not one of: {allowed}")
         return value
-
-
-def _parse_int(text: str) -> int:
-    number = float(text)
-    if number != int(number):
-        raise ValueError(text)
-    return int(number)
 
 
 @dataclass(frozen=True)
