@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,14 @@ class Registry:
                     importlib.import_module(info.name)
         for entry_point in entry_points(group=self._group):
             entry_point.load()
+        for module in filter(None, os.environ.get("HARNESS_PLUGINS", "").split(",")):
+            try:
+                importlib.import_module(module.strip())
+            except ImportError as error:
+                raise HarnessError(
+                    f"HARNESS_PLUGINS names {module.strip()!r}, which cannot be imported "
+                    f"({error}); fix the name or its PYTHONPATH"
+                ) from None
 
     def get(self, name: str) -> Entry:
         self.discover()
