@@ -142,7 +142,7 @@ def test_corrupt_checkpoint_is_reported(mirror):
 
 def test_missing_checkpoint_is_reported(tmp_path):
     with pytest.raises(CheckpointError, match="missing"):
-        Checkpoint(tmp_path / "nowhere", "org/nowhere").index
+        _ = Checkpoint(tmp_path / "nowhere", "org/nowhere").index
 
 
 def test_integer_buffers_are_copied_not_merged(tmp_path):

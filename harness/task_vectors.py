@@ -1,0 +1,94 @@
+"""Task-vector statistics over a whole model, computed while streaming the pool.
+
+Several methods need a quantity of each *whole* task vector τ_t = θ_t − θ_0 before they
+can merge any single tensor: TIES keeps each task vector's top-k% entries by magnitude
+over all parameters, not per tensor. Holding N flattened task vectors would defeat the
+streaming pool, so the exact k-th largest magnitude is found in two streaming passes:
+a histogram of log-magnitudes locates the bin holding the k-th value, and the second
+pass gathers only that bin's values to pick it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from harness.pool import ExpertPool
+from harness.progress import progress_bar
+
+_LOG_LOW, _LOG_HIGH, _BINS = -40.0, 10.0, 8192
+
+
+def _binned_magnitudes(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-zero magnitudes and their log-scale bin indices (one formula for both passes)."""
+    magnitudes = values.detach().abs().flatten().float()
+    magnitudes = magnitudes[magnitudes > 0]
+    logs = torch.log10(magnitudes).clamp_(_LOG_LOW, _LOG_HIGH)
+    width = (_LOG_HIGH - _LOG_LOW) / _BINS
+    indices = torch.floor((logs - _LOG_LOW) / width).long().clamp_(0, _BINS - 1)
+    return magnitudes, indices
+
+
+def magnitude_thresholds(
+    pool: ExpertPool, density: float, *, progress: bool = True
+) -> dict[str, float]:
+    """Per task, the smallest |τ_t| kept when keeping the top ``density`` fraction.
+
+    ``density`` is the kept fraction of each task vector's entries over every mergeable
+    tensor; keeping ``|τ| >= threshold`` keeps that fraction (ties may add a few more).
+    """
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1], got {density}")
+    tasks = pool.tasks
+    if density == 1.0:
+        return {task: 0.0 for task in tasks}
+    names = pool.mergeable_names()
+    total = pool.num_parameters()
+    keep = max(1, math.ceil(density * total))
+
+    histograms = {task: torch.zeros(_BINS, dtype=torch.float64) for task in tasks}
+    for group in progress_bar(
+        pool.groups(names), total=len(names), desc="τ stats", enabled=progress
+    ):
+        for task, vector in zip(tasks, group.task_vectors):
+            _, indices = _binned_magnitudes(vector)
+            histograms[task] += torch.bincount(indices, minlength=_BINS).double().cpu()
+
+    bins: dict[str, tuple[int, float]] = {}
+    thresholds: dict[str, float] = {}
+    for task in tasks:
+        from_top = torch.flip(histograms[task], [0]).cumsum(0)
+        if from_top[-1] < keep:  # fewer non-zero entries than asked: zeros are kept too
+            thresholds[task] = 0.0
+            continue
+        index_from_top = int(torch.searchsorted(from_top, torch.tensor(float(keep))))
+        index = _BINS - 1 - index_from_top
+        above = float(from_top[index_from_top - 1]) if index_from_top > 0 else 0.0
+        bins[task] = (index, above)
+    if not bins:
+        return thresholds
+
+    inside: dict[str, list[torch.Tensor]] = {task: [] for task in bins}
+    for group in progress_bar(
+        pool.groups(names), total=len(names), desc="τ top-k", enabled=progress
+    ):
+        for task, vector in zip(tasks, group.task_vectors):
+            if task not in bins:
+                continue
+            magnitudes, indices = _binned_magnitudes(vector)
+            inside[task].append(magnitudes[indices == bins[task][0]].cpu())
+    for task, (_, above) in bins.items():
+        values = torch.cat(inside[task]) if inside[task] else torch.zeros(0)
+        rank = keep - int(above)  # the k-th value is the rank-th largest inside the bin
+        if values.numel() == 0 or rank <= 0:
+            thresholds[task] = 0.0
+            continue
+        rank = min(rank, values.numel())
+        thresholds[task] = float(torch.topk(values, rank).values[-1])
+    return thresholds
+
+
+def keep_top_magnitudes(vector: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``vector`` with entries below ``threshold`` in magnitude set to zero."""
+    return torch.where(vector.abs() >= threshold, vector, torch.zeros_like(vector))
