@@ -1,0 +1,138 @@
+"""Accuracy-versus-cost scatter plots, drawn as inline SVG at build time (no JavaScript).
+
+Costs span orders of magnitude (0 extra parameters next to eight copies of a ViT), so the
+cost axis is ``log10(1 + cost)``, which keeps zero on the axis. Points on the Pareto
+front are filled and joined by a staircase; every label is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from leaderboard.pareto import pareto_mask
+
+WIDTH, HEIGHT = 620, 360
+LEFT, RIGHT, TOP, BOTTOM = 64, 150, 20, 52
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    cost: float
+    accuracy: float
+    href: str = ""
+    detail: str = ""
+
+
+def _nice_step(span: float, count: int = 5) -> float:
+    raw = span / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def _squash(value: float) -> float:
+    return math.log10(1.0 + max(value, 0.0))
+
+
+def scatter(
+    points: Sequence[Point],
+    *,
+    title: str,
+    cost_label: str,
+    cost_format: Callable[[float], str],
+    accuracy_label: str = "average (%)",
+) -> tuple[Markup, list[bool]]:
+    """The SVG markup and, per point, whether it is on the Pareto front."""
+    points = [p for p in points if math.isfinite(p.cost) and math.isfinite(p.accuracy)]
+    front = pareto_mask([p.cost for p in points], [p.accuracy for p in points])
+    parts = [
+        f'<svg class="cost-plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} '
+        f'{HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    if not points:
+        parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text>')
+        return Markup("".join(parts) + "</svg>"), front
+
+    x_max = max(_squash(p.cost) for p in points)
+    x_max = x_max * 1.05 if x_max > 0 else 1.0
+    y_low, y_high = min(p.accuracy for p in points), max(p.accuracy for p in points)
+    pad = max((y_high - y_low) * 0.1, 1.0)
+    y_low, y_high = y_low - pad, y_high + pad
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(cost: float) -> float:
+        return LEFT + plot_w * _squash(cost) / x_max
+
+    def sy(accuracy: float) -> float:
+        return TOP + plot_h * (1 - (accuracy - y_low) / (y_high - y_low))
+
+    # axes and grid
+    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
+    step = _nice_step(y_high - y_low)
+    tick = math.ceil(y_low / step) * step
+    while tick <= y_high:
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+        )
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
+        )
+        tick += step
+    decade = 0
+    while decade == 0 or _squash(10 ** (decade - 1)) <= x_max:
+        value = 0.0 if decade == 0 else 10 ** (decade - 1)
+        if _squash(value) <= x_max:
+            x = sx(value)
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>'
+            )
+            parts.append(
+                f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+                f'class="tick">{escape(cost_format(value))}</text>'
+            )
+        decade += 1 if x_max < 6 else 2
+    parts.append(
+        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 10}" text-anchor="middle" '
+        f'class="axis-label">{escape(cost_label)} (log scale) →</text>'
+    )
+    parts.append(
+        f'<text x="14" y="{TOP + plot_h / 2}" text-anchor="middle" class="axis-label" '
+        f'transform="rotate(-90 14 {TOP + plot_h / 2})">{escape(accuracy_label)} →</text>'
+    )
+
+    # Pareto staircase: cheapest first, each step waits for the next better point
+    on_front = sorted((p for p, keep in zip(points, front) if keep), key=lambda p: p.cost)
+    if len(on_front) > 1:
+        coords = [(sx(on_front[0].cost), sy(on_front[0].accuracy))]
+        for point in on_front[1:]:
+            coords.append((sx(point.cost), coords[-1][1]))
+            coords.append((sx(point.cost), sy(point.accuracy)))
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        parts.append(f'<polyline points="{path}" class="front"/>')
+
+    for point, keep in zip(points, front):
+        x, y = sx(point.cost), sy(point.accuracy)
+        css = "point pareto" if keep else "point"
+        tooltip = f"{point.label}: {point.accuracy:.2f} at {cost_format(point.cost)}"
+        if point.detail:
+            tooltip += f" ({point.detail})"
+        marker = (
+            f'<g class="{css}" data-method="{escape(point.label)}">'
+            f"<title>{escape(tooltip)}</title>"
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5"/>'
+            f'<text x="{x + 8:.1f}" y="{y + 4:.1f}" class="point-label">'
+            f"{escape(point.label[:28])}</text></g>"
+        )
+        if point.href:
+            marker = f'<a href="{escape(point.href)}">{marker}</a>'
+        parts.append(marker)
+    return Markup("".join(parts) + "</svg>"), front
