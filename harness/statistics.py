@@ -1,0 +1,213 @@
+"""Data statistics that data-based merging methods need: layer-input Gram matrices and
+diagonal Fisher information.
+
+Both are collected from one model at a time (a model built by the suite, parameter names
+equal to the pool's), so a method holds one backbone plus the statistics, never N models.
+
+- Gram matrices (RegMean, RegMean++): for every ``nn.Linear`` with input X (all token
+  positions of all examples stacked as rows), G = Xᵀ X, keyed by the layer's weight name.
+- Diagonal Fisher (Fisher merging): F = E_x E_{y∼p(y|x)} [(∇_θ log p(y|x))²], estimated
+  with per-example gradients (``torch.func.vmap`` over ``torch.func.grad``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from harness.errors import HarnessError
+
+
+class NoLinearLayersError(HarnessError):
+    """The backbone has no ``nn.Linear`` layers for a regression-based merge."""
+
+
+def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
+    """Weight name (pool name) → linear module, in module order."""
+    layers = {
+        f"{name}.weight" if name else "weight": module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    }
+    return layers
+
+
+class GramCollector:
+    """Forward hooks that add Xᵀ X of each chosen linear layer's input to a running sum.
+
+    ``layers`` maps weight names to modules; ``grams[name]`` is float64-free float32 on
+    the model's device, ``counts[name]`` the number of rows (tokens) seen.
+    """
+
+    def __init__(self, layers: Mapping[str, nn.Linear]) -> None:
+        self.layers = dict(layers)
+        self.grams: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {name: 0 for name in self.layers}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor):
+            x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).float()
+            gram = x.T @ x
+            if name in self.grams:
+                self.grams[name] += gram
+            else:
+                self.grams[name] = gram
+            self.counts[name] += x.shape[0]
+
+        return hook
+
+    def __enter__(self) -> GramCollector:
+        for name, module in self.layers.items():
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+@torch.no_grad()
+def input_grams(
+    model: nn.Module,
+    inputs: Iterable[torch.Tensor],
+    device: torch.device,
+    layers: Mapping[str, nn.Linear] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Gram matrices Xᵀ X of the inputs of ``layers`` (default: every linear layer)."""
+    layers = linear_layers(model) if layers is None else layers
+    if not layers:
+        raise NoLinearLayersError(
+            "the backbone has no nn.Linear layers; RegMean needs linear layers to merge"
+        )
+    with GramCollector(layers) as collector:
+        for batch in inputs:
+            model(batch.to(device))
+    return collector.grams, collector.counts
+
+
+def scale_off_diagonal(gram: torch.Tensor, alpha: float) -> torch.Tensor:
+    """RegMean's regularised Gram matrix: α G + (1 − α) diag(G)."""
+    diagonal = torch.diagonal(gram)
+    return alpha * gram + (1.0 - alpha) * torch.diag_embed(diagonal)
+
+
+def regression_merge(grams: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+    """RegMean's closed form for one linear layer (weights stored as [out, in]).
+
+    Minimises Σ_t ‖X_t Wᵀ − X_t W_tᵀ‖² over W:  Wᵀ = (Σ_t G_t)⁻¹ Σ_t G_t W_tᵀ.
+    """
+    total = torch.stack(grams).sum(0)
+    right = sum(gram @ weight.T for gram, weight in zip(grams, weights))
+    return solve_spd(total, right).T
+
+
+def solve_spd(matrix: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Solve A X = B for a symmetric positive semi-definite A, falling back to lstsq."""
+    matrix = matrix.double()
+    right = right.double()
+    try:
+        return torch.linalg.solve(matrix, right).float()
+    except RuntimeError:  # singular: least-norm solution
+        return torch.linalg.lstsq(matrix.cpu(), right.cpu()).solution.to(matrix.device).float()
+
+
+def diagonal_fisher(
+    model: nn.Module,
+    head: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    *,
+    labels: str = "sampled",
+    generator: torch.Generator | None = None,
+    chunk: int = 8,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Σ over examples of the squared per-example gradient of log p(y|x), and the count.
+
+    ``labels="sampled"`` draws y ∼ p(y|x) from the model (an unbiased estimate of the
+    Fisher information, as Matena & Raffel define it); ``"empirical"`` uses the true
+    labels (the "empirical Fisher"). Divide by the count for the mean.
+    """
+    if labels not in ("sampled", "empirical"):
+        raise HarnessError(f"fisher labels must be 'sampled' or 'empirical', got {labels!r}")
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+    head = head.to(device)
+
+    def log_likelihood(param_values: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+        features = functional_call(model, (param_values, buffers), (x.unsqueeze(0),))
+        log_probs = torch.log_softmax(head(features), dim=-1)
+        return log_probs[0, y]
+
+    per_example = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
+    sums = {name: torch.zeros_like(value) for name, value in params.items()}
+    count = 0
+    for inputs, targets in batches:
+        inputs = inputs.to(device)
+        if labels == "sampled":
+            with torch.no_grad():
+                probs = torch.softmax(head(model(inputs)), dim=-1).float().cpu()
+            targets = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        targets = targets.to(device)
+        for start in range(0, inputs.shape[0], chunk):
+            piece = slice(start, start + chunk)
+            grads = per_example(params, inputs[piece], targets[piece])
+            for name, value in grads.items():
+                sums[name] += value.pow(2).sum(0)
+        count += inputs.shape[0]
+    return sums, count
+
+
+class RegressionSums:
+    """Running Σ_t G̃_t and Σ_t G̃_t W_tᵀ per linear layer, so RegMean holds one expert at
+    a time: G̃_t = α G_t + (1 − α) diag(G_t) is RegMean's regularised Gram matrix."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.grams: dict[str, torch.Tensor] = {}
+        self.products: dict[str, torch.Tensor] = {}
+
+    def add(self, name: str, gram: torch.Tensor, weight: torch.Tensor) -> None:
+        gram = scale_off_diagonal(gram.float(), self.alpha)
+        product = gram @ weight.float().T
+        if name in self.grams:
+            self.grams[name] += gram
+            self.products[name] += product
+        else:
+            self.grams[name] = gram
+            self.products[name] = product
+
+    def solve(self, name: str) -> torch.Tensor:
+        """W = ((Σ G̃_t)⁻¹ Σ G̃_t W_tᵀ)ᵀ, shaped like the layer's weight [out, in]."""
+        return solve_spd(self.grams[name], self.products[name]).T.contiguous()
+
+
+def transformer_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The model's stack of blocks: the longest ``nn.ModuleList`` whose every entry holds a
+    linear layer (``encoder.layers`` of a ViT, ``model.layers`` of a LLaMA)."""
+    best: tuple[str, nn.ModuleList] | None = None
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        holds_linear = all(
+            any(isinstance(m, nn.Linear) for m in block.modules()) for block in module
+        )
+        if holds_linear and (best is None or len(module) > len(best[1])):
+            best = (name, module)
+    if best is None:
+        raise NoLinearLayersError(
+            "the backbone has no stack of blocks with linear layers; use regmean instead"
+        )
+    return best
+
+
+def inputs_of(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> Iterable[torch.Tensor]:
+    """Inputs only from (inputs, labels) batches."""
+    for inputs, _ in batches:
+        yield inputs
