@@ -36,6 +36,10 @@ COSTS: list[tuple[str, str, Callable[[Any], str]]] = [
 ]
 
 
+# Suite pages live one folder below the root; the SVG links are written as they are.
+SUITE_PAGE_ROOT = "../"
+
+
 @dataclass
 class Page:
     path: str  # relative to the site root
@@ -119,7 +123,7 @@ class SiteBuilder:
                     label=self._label(c, cells),
                     cost=c.stat(measure).mean,
                     accuracy=c.stat("average").mean,
-                    href=self.method_pages[c.method],
+                    href=SUITE_PAGE_ROOT + self.method_pages[c.method],
                     detail=f"{c.setting}; checkpoints {c.checkpoint_set}; n={len(c.runs)}",
                 )
                 for c in usable

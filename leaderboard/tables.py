@@ -74,12 +74,12 @@ class Table:
         base = site_root / self.download_stem
         base.parent.mkdir(parents=True, exist_ok=True)
         frame = self.frame().map(_csv_safe)
-        frame.to_csv(base.with_suffix(".csv"), index=False)
+        frame.to_csv(base.parent / f"{base.name}.csv", index=False)
         payload = {
             "table": self.title,
             "rows": [{k: _json_safe(v) for k, v in row.data.items()} for row in self.rows],
         }
-        base.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+        (base.parent / f"{base.name}.json").write_text(json.dumps(payload, indent=1) + "\n")
 
 
 def _csv_safe(value: Any) -> Any:
