@@ -144,7 +144,11 @@ def list_command(what: str, fmt: str, family: str | None) -> None:
         )
         for entry in entries
     ]
-    _print_table(["name", "family", "defaults", "reference"], rows)
+    header = ["name", "family", "defaults", "reference"]
+    if what == "methods":  # how many experts a method needs: "any" or exactly N
+        header.insert(2, "experts")
+        rows = [(*row[:2], entry.experts or "any", *row[2:]) for row, entry in zip(rows, entries)]
+    _print_table(header, rows)
 
 
 def _print_table(header: list[str], rows: list[tuple[Any, ...]]) -> None:

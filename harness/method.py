@@ -65,6 +65,23 @@ class MethodContext:
         return generator
 
 
+def mask_parameters(entries: int) -> int:
+    """A binary mask of ``entries`` positions in 32-bit parameter equivalents (1 bit each)."""
+    return -(-int(entries) // 32)
+
+
+def require_experts(context: MethodContext, count: int, method: str) -> None:
+    """Raise a one-line HarnessError unless the pool holds exactly ``count`` experts."""
+    from harness.errors import HarnessError
+
+    found = len(context.pool.tasks)
+    if found != count:
+        raise HarnessError(
+            f"{method} merges exactly {count} experts but the pool has {found} "
+            f"({', '.join(context.pool.tasks)}); pick {count} tasks with --only"
+        )
+
+
 def hash_seed(seed: int, salt: str) -> int:
     import hashlib
 
@@ -79,6 +96,12 @@ class Solution:
     Exactly one of ``state``, ``task_states`` and ``task_modules`` is set. Per-task extras
     (masks, rescalers, low-rank factors, routers) are counted in ``extra_parameters`` so
     that storage cost is comparable across methods.
+
+    Counting convention: ``extra_parameters`` is what a method stores beyond one model,
+    in 32-bit parameter equivalents. A dense float tensor counts its entries; a scalar
+    counts 1; a binary mask of P entries is P bits, so it counts ``ceil(P / 32)``
+    (:func:`mask_parameters`); a sparse tensor counts its kept values plus the 1-bit mask
+    of their positions; low-rank factors count the entries of their factors.
     """
 
     state: StateDict | None = None

@@ -101,6 +101,7 @@ class Entry:
     params: Mapping[str, Param] = field(default_factory=dict)
     description: str = ""
     module: str = ""
+    experts: int | None = None  # a method that needs exactly this many experts (slerp: 2)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -146,6 +147,7 @@ class Entry:
                 for name, p in self.params.items()
             },
             "module": self.module,
+            "experts": self.experts,
         }
 
 
@@ -231,12 +233,16 @@ def register_method(
     reference: str,
     params: Mapping[str, Param] | None = None,
     description: str = "",
+    experts: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(context, **hyperparameters) -> Solution`` as a method.
 
     ``reference`` is the paper's URL; ``params`` holds the paper's defaults and the grid
-    used for validation-split selection.
+    used for validation-split selection. ``experts`` says that the method needs exactly
+    that many experts (SLERP interpolates two); None means any number.
     """
+    if experts is not None and experts < 1:
+        raise ValueError(f"experts must be a positive number or None, got {experts!r}")
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
 
@@ -252,6 +258,7 @@ def register_method(
                 params=dict(params or {}),
                 description=doc,
                 module=fn.__module__,
+                experts=experts,
             )
         )
         return fn

@@ -11,11 +11,14 @@ pass gathers only that bin's values to pick it exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
-from harness.pool import ExpertPool
+from harness.pool import ExpertPool, TensorGroup
 from harness.progress import progress_bar
+
+Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 
 _LOG_LOW, _LOG_HIGH, _BINS = -40.0, 10.0, 8192
 
@@ -31,13 +34,21 @@ def _binned_magnitudes(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def magnitude_thresholds(
-    pool: ExpertPool, density: float, *, progress: bool = True
+    pool: ExpertPool,
+    density: float,
+    *,
+    progress: bool = True,
+    vectors: Vectors | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Per task, the smallest |τ_t| kept when keeping the top ``density`` fraction.
 
     ``density`` is the kept fraction of each task vector's entries over every mergeable
     tensor; keeping ``|τ| >= threshold`` keeps that fraction (ties may add a few more).
+    ``vectors(group)`` gives, per task, another per-tensor quantity to threshold instead
+    of the task vectors (PERU prunes θ_t − θ_merged); it must be deterministic.
     """
+    vectors = vectors or (lambda group: group.task_vectors)
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
     tasks = pool.tasks
@@ -49,9 +60,9 @@ def magnitude_thresholds(
 
     histograms = {task: torch.zeros(_BINS, dtype=torch.float64) for task in tasks}
     for group in progress_bar(
-        pool.groups(names), total=len(names), desc="τ stats", enabled=progress
+        pool.groups(names, seed=seed), total=len(names), desc="τ stats", enabled=progress
     ):
-        for task, vector in zip(tasks, group.task_vectors):
+        for task, vector in zip(tasks, vectors(group)):
             _, indices = _binned_magnitudes(vector)
             histograms[task] += torch.bincount(indices, minlength=_BINS).double().cpu()
 
@@ -71,9 +82,9 @@ def magnitude_thresholds(
 
     inside: dict[str, list[torch.Tensor]] = {task: [] for task in bins}
     for group in progress_bar(
-        pool.groups(names), total=len(names), desc="τ top-k", enabled=progress
+        pool.groups(names, seed=seed), total=len(names), desc="τ top-k", enabled=progress
     ):
-        for task, vector in zip(tasks, group.task_vectors):
+        for task, vector in zip(tasks, vectors(group)):
             if task not in bins:
                 continue
             magnitudes, indices = _binned_magnitudes(vector)
@@ -92,3 +103,26 @@ def magnitude_thresholds(
 def keep_top_magnitudes(vector: torch.Tensor, threshold: float) -> torch.Tensor:
     """``vector`` with entries below ``threshold`` in magnitude set to zero."""
     return torch.where(vector.abs() >= threshold, vector, torch.zeros_like(vector))
+
+
+def stream_sums(
+    pool: ExpertPool,
+    statistic: Callable[[TensorGroup], torch.Tensor],
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "τ sums",
+) -> torch.Tensor:
+    """Σ over every mergeable tensor of ``statistic(group)`` (a small float64 vector, e.g.
+    one value per task), in one streaming pass: whole-model sums such as Σ|τ_t| that
+    EMR-Merging's rescalers need, without holding any whole task vector."""
+    total: torch.Tensor | None = None
+    names = pool.mergeable_names()
+    for group in progress_bar(
+        pool.groups(names, seed=seed), total=len(names), desc=desc, enabled=progress
+    ):
+        value = statistic(group).detach().double().cpu()
+        total = value if total is None else total + value
+    if total is None:
+        raise ValueError("the pool has no mergeable tensors")
+    return total
