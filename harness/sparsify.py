@@ -1,0 +1,87 @@
+"""Per-tensor sparsification shared by merging methods: random drops, magnitude bands,
+score-based top-k masks.
+
+Every function takes one tensor (one parameter of one task vector) and works on the
+tensor's own device; random draws come from the caller's generator (``group.generator()``,
+seeded by the run seed and the tensor name), so a seed fixes the result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.errors import HyperparameterError
+
+
+def _uniform(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else like.device
+    draws = torch.rand(like.shape, generator=generator, device=device, dtype=torch.float32)
+    return draws.to(like.device)
+
+
+def dare(vector: torch.Tensor, drop: float, generator: torch.Generator | None) -> torch.Tensor:
+    """DARE (Yu et al., 2024): drop each entry with probability ``drop``, rescale the rest
+    by 1 / (1 − drop), so that E[dare(τ)] = τ."""
+    if not 0.0 <= drop < 1.0:
+        raise HyperparameterError(f"the DARE drop rate must be in [0, 1), got {drop}")
+    if drop == 0.0:
+        return vector.clone()
+    keep = _uniform(vector, generator) >= drop
+    return torch.where(keep, vector / (1.0 - drop), torch.zeros_like(vector))
+
+
+def magnitude_ranks(vector: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry's |value| within the tensor, 0 = smallest (ties by position)."""
+    return value_ranks(vector.detach().abs())
+
+
+def value_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry's value within the tensor, 0 = smallest (ties by position)."""
+    flat = values.detach().flatten()
+    order = torch.argsort(flat, stable=True)
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(flat.numel(), device=flat.device)
+    return ranks.view(values.shape)
+
+
+def magnitude_band_mask(vector: torch.Tensor, bottom: float, top: float) -> torch.Tensor:
+    """Model Breadcrumbs' mask: drop the ``bottom`` fraction of smallest magnitudes and
+    the ``top`` fraction of largest ones (outliers) of this tensor; keep the band between."""
+    if bottom < 0 or top < 0 or bottom + top > 1:
+        raise HyperparameterError(
+            f"breadcrumbs needs bottom, top ≥ 0 and bottom + top ≤ 1, got {bottom} and {top}"
+        )
+    count = vector.numel()
+    low = int(round(bottom * count))
+    high = count - int(round(top * count))
+    ranks = magnitude_ranks(vector)
+    return (ranks >= low) & (ranks < high)
+
+
+def magprune(
+    vector: torch.Tensor, drop: float, epsilon: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """DELLA's MagPrune on one tensor: entries ranked by magnitude get drop probabilities
+    spaced evenly in [drop − ε/2, drop + ε/2], the largest magnitude the lowest; kept
+    entries are rescaled by 1 / (1 − p_i), so each keeps its expectation."""
+    if epsilon < 0 or drop - epsilon / 2 < 0 or drop + epsilon / 2 >= 1:
+        raise HyperparameterError(
+            f"della needs 0 ≤ drop − epsilon/2 and drop + epsilon/2 < 1, "
+            f"got drop={drop}, epsilon={epsilon}"
+        )
+    count = vector.numel()
+    ranks = magnitude_ranks(vector).to(torch.float32)
+    spread = ranks / (count - 1) if count > 1 else torch.full_like(ranks, 0.5)
+    probability = (drop + epsilon / 2) - epsilon * spread  # smallest |τ| → drop + ε/2
+    keep = _uniform(vector, generator) >= probability
+    scaled = vector / (1.0 - probability).to(vector.dtype)
+    return torch.where(keep, scaled, torch.zeros_like(vector))
+
+
+def top_fraction_mask(scores: torch.Tensor, fraction: float) -> torch.Tensor:
+    """True on the ``fraction`` largest entries of ``scores`` (at least one entry)."""
+    count = scores.numel()
+    keep = max(1, int(round(fraction * count)))
+    if keep >= count:
+        return torch.ones_like(scores, dtype=torch.bool)
+    return value_ranks(scores) >= count - keep

@@ -1,0 +1,41 @@
+"""Per-task models built lazily, one tensor at a time.
+
+Methods that keep something per task (TALL masks, EMR masks and rescalers, PERU sparse
+or low-rank task vectors) return ``Solution(task_states=...)``. ``streamed_task_states``
+builds the state of one task only when the suite asks for it, streaming the pool tensor
+by tensor as merging does, so the per-task extras are never all held in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from harness.method import MethodContext, StateDict
+from harness.pool import TensorGroup
+
+TaskTensor = Callable[[TensorGroup, int], torch.Tensor]
+
+
+def streamed_task_states(context: MethodContext, build: TaskTensor) -> Callable[[str], StateDict]:
+    """``task → state`` where each tensor is ``build(group, index of the task)``."""
+    pool = context.pool
+
+    def task_state(task: str) -> StateDict:
+        if task not in pool.tasks:
+            raise KeyError(f"no expert for task {task!r} in the pool ({', '.join(pool.tasks)})")
+        index = pool.tasks.index(task)
+        merged: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for group in pool.groups(pool.mergeable_names(), seed=context.seed):
+                result = build(group, index)
+                if result.shape != group.base.shape:
+                    raise RuntimeError(
+                        f"task state of {group.name} has shape {list(result.shape)}, "
+                        f"expected {list(group.base.shape)}"
+                    )
+                merged[group.name] = result.to(pool.dtype(group.name))
+        return pool.output_state(merged)
+
+    return task_state
