@@ -7,7 +7,7 @@ equal to the pool's), so a method holds one backbone plus the statistics, never 
 - Gram matrices (RegMean, RegMean++): for every ``nn.Linear`` with input X (all token
   positions of all examples stacked as rows), G = Xᵀ X, keyed by the layer's weight name.
 - Diagonal Fisher (Fisher merging): F = E_x E_{y∼p(y|x)} [(∇_θ log p(y|x))²], estimated
-  with per-example gradients (``torch.func.vmap`` over ``torch.func.grad``).
+  with per-example gradients.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
 
 from harness.errors import HarnessError
 
@@ -124,40 +123,36 @@ def diagonal_fisher(
     *,
     labels: str = "sampled",
     generator: torch.Generator | None = None,
-    chunk: int = 8,
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Σ over examples of the squared per-example gradient of log p(y|x), and the count.
 
     ``labels="sampled"`` draws y ∼ p(y|x) from the model (an unbiased estimate of the
     Fisher information, as Matena & Raffel define it); ``"empirical"`` uses the true
-    labels (the "empirical Fisher"). Divide by the count for the mean.
+    labels (the "empirical Fisher"). Divide by the count for the mean. Per-example
+    gradients are taken one example at a time (exact for any architecture, including
+    attention kernels that ``torch.func.vmap`` would run through a slow fallback).
     """
     if labels not in ("sampled", "empirical"):
         raise HarnessError(f"fisher labels must be 'sampled' or 'empirical', got {labels!r}")
-    params = {name: p.detach() for name, p in model.named_parameters()}
-    buffers = {name: b.detach() for name, b in model.named_buffers()}
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     head = head.to(device)
-
-    def log_likelihood(param_values: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-        features = functional_call(model, (param_values, buffers), (x.unsqueeze(0),))
-        log_probs = torch.log_softmax(head(features), dim=-1)
-        return log_probs[0, y]
-
-    per_example = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
-    sums = {name: torch.zeros_like(value) for name, value in params.items()}
+    sums = {name: torch.zeros_like(p) for name, p in named}
     count = 0
     for inputs, targets in batches:
         inputs = inputs.to(device)
         if labels == "sampled":
             with torch.no_grad():
-                probs = torch.softmax(head(model(inputs)), dim=-1).float().cpu()
+                probs = torch.softmax(head(model(inputs)).float(), dim=-1).cpu()
             targets = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        targets = targets.to(device)
-        for start in range(0, inputs.shape[0], chunk):
-            piece = slice(start, start + chunk)
-            grads = per_example(params, inputs[piece], targets[piece])
-            for name, value in grads.items():
-                sums[name] += value.pow(2).sum(0)
+        for index in range(inputs.shape[0]):
+            log_probs = torch.log_softmax(head(model(inputs[index : index + 1])), dim=-1)
+            grads = torch.autograd.grad(
+                log_probs[0, int(targets[index])], params, allow_unused=True
+            )
+            for (name, _), value in zip(named, grads):
+                if value is not None:
+                    sums[name] += value.detach().pow(2)
         count += inputs.shape[0]
     return sums, count
 
