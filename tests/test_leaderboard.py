@@ -213,12 +213,16 @@ def install_toy_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.fixture
-def built(tmp_path: Path, toy_registry: None) -> dict[str, Any]:
-    results, site = tmp_path / "results", tmp_path / "site"
-    written = write_standard_results(results)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One site from the standard results, shared by the read-only tests of this module."""
+    root = tmp_path_factory.mktemp("leaderboard")
+    results, site = root / "results", root / "site"
     warnings: list[str] = []
-    index = build_site(results, site, warn=warnings.append)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        install_toy_registry(monkeypatch)
+        written = write_standard_results(results)
+        index = build_site(results, site, warn=warnings.append)
     return {"results": results, "site": site, "index": index, "warnings": warnings, **written}
 
 
