@@ -320,6 +320,78 @@ def leaderboard_build(results_dir: Path, out_dir: Path) -> None:
     click.echo(f"site written: {index}")
 
 
+@cli.group("convert")
+def convert_group() -> None:
+    """Convert checkpoints to safetensors (the format the expert pool streams)."""
+
+
+@convert_group.command("checkpoint")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Unpickle SOURCE if it is not a plain state dict (runs code from the file: "
+    "only for files you trust, such as the task-vectors release).",
+)
+def convert_checkpoint_command(source: Path, target: Path, allow_pickle: bool) -> None:
+    """Write TARGET/model.safetensors from a torch file SOURCE (.pt/.bin).
+
+    \b
+    Example (the original task-vectors release, into a mirror):
+      harness convert checkpoint checkpoints/ViT-B-32/SUN397/finetuned.pt \\
+          mirror/models/task-vectors/ViT-B-32_sun397 --allow-pickle
+    """
+    from harness.convert import convert_checkpoint
+
+    weights = convert_checkpoint(source, target, allow_pickle=allow_pickle)
+    click.echo(f"written: {weights}")
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Measure the harness's own speed."""
+
+
+@bench_group.command("eval")
+@click.option(
+    "--arch",
+    type=click.Choice(["vit-b-32", "vit-b-16", "vit-l-14"]),
+    default="vit-b-32",
+    show_default=True,
+)
+@click.option("--images", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--device", default="cuda", show_default=True, help="cuda, cuda:N or cpu.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader workers of the plain pipeline (default: min(8, CPUs)).")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto",
+              show_default=True, help="Fast path precision (auto: bf16 on CUDA, fp32 on CPU).")
+@click.option("--batch-size", type=click.IntRange(min=0), default=0,
+              help="Fast path batch size (0: 1024 on CUDA, 256 on CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_eval_command(arch: str, images: int, device: str, workers: int | None, dtype: str,
+                       batch_size: int, as_json: bool) -> None:
+    """Images/s of fast evaluation vs a plain DataLoader + PIL + fp32 batch-128 loop.
+
+    \b
+    Example:
+      harness bench eval --arch vit-b-32 --images 8192 --device cuda
+    """
+    import torch
+
+    from harness.bench_eval import bench_eval, describe
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
+    result = bench_eval(arch, images, device, workers=workers, dtype=dtype,
+                        batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(describe(result), indent=2))
+        return
+    for line in result.lines():
+        click.echo(line)
+
+
 @cli.command("validate")
 @click.argument("results_dir", type=click.Path(path_type=Path))
 def validate_command(results_dir: Path) -> None:
