@@ -1,0 +1,253 @@
+"""Equation tests for the data-based and routing methods, on tiny tensors or the tiny suite.
+
+Each test checks a property the paper's math implies (a closed form, an identity, an
+invariant of the algorithm), not a snapshot of numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.coefficients import TaskVectorMixer, entropy
+from harness.method import MethodContext
+from harness.pool import ExpertPool
+from harness.registry import METHODS
+from harness.statistics import (
+    RegressionSums,
+    input_grams,
+    linear_layers,
+    regression_merge,
+    scale_off_diagonal,
+)
+
+
+def _run(name: str, context: MethodContext, **overrides):
+    entry = METHODS.get(name)
+    torch.manual_seed(0)
+    return entry.obj(context, **entry.resolve_params(overrides))
+
+
+def _same_expert_context(context: MethodContext) -> MethodContext:
+    """Every task served by the first task's expert: θ_t = θ_a for all t."""
+    pool = context.pool
+    first = pool.experts[pool.tasks[0]]
+    same = ExpertPool(pool.base, {task: first for task in pool.tasks})
+    return MethodContext(context.suite, same, context.device, seed=0, progress=False)
+
+
+def _close(a, b, atol=1e-5):
+    return torch.allclose(a.float(), b.float(), atol=atol, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------ RegMean
+def test_regmean_closed_form_is_the_multitask_least_squares_solution():
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(20, 5, generator=generator) for _ in range(3)]
+    weights = [torch.randn(4, 5, generator=generator) for _ in range(3)]
+    grams = [x.T @ x for x in inputs]
+    merged = regression_merge(grams, weights)
+
+    # Closed form by hand: Wᵀ = (Σ G_t)⁻¹ Σ G_t W_tᵀ.
+    by_hand = torch.linalg.inv(sum(grams)) @ sum(g @ w.T for g, w in zip(grams, weights))
+    assert _close(merged, by_hand.T)
+    # The same W solves min_W Σ_t ‖X_t Wᵀ − X_t W_tᵀ‖² (stacked least squares).
+    stacked_x = torch.cat(inputs)
+    stacked_y = torch.cat([x @ w.T for x, w in zip(inputs, weights)])
+    least_squares = torch.linalg.lstsq(stacked_x, stacked_y).solution.T
+    assert _close(merged, least_squares, atol=1e-4)
+    # The running sums give the same answer with α = 1.
+    sums = RegressionSums(alpha=1.0)
+    for gram, weight in zip(grams, weights):
+        sums.add("w", gram, weight)
+    assert _close(sums.solve("w"), merged)
+
+
+def test_regmean_alpha_scales_only_off_diagonal_entries():
+    gram = torch.tensor([[4.0, 2.0], [2.0, 9.0]])
+    scaled = scale_off_diagonal(gram, 0.25)
+    assert torch.equal(scaled, torch.tensor([[4.0, 0.5], [0.5, 9.0]]))
+    # α = 0 makes Gram matrices diagonal: per-input-feature weighted averaging.
+    generator = torch.Generator().manual_seed(1)
+    weights = [torch.randn(3, 2, generator=generator) for _ in range(2)]
+    grams = [torch.diag(torch.tensor([1.0, 3.0])), torch.diag(torch.tensor([3.0, 1.0]))]
+    merged = regression_merge(grams, weights)
+    expected = torch.stack(
+        [
+            (weights[0][:, 0] * 1 + weights[1][:, 0] * 3) / 4,
+            (weights[0][:, 1] * 3 + weights[1][:, 1]) / 4,
+        ],
+        dim=1,
+    )
+    assert _close(merged, expected)
+
+
+def test_regmean_method_matches_the_closed_form_on_the_tiny_suite(tiny_context):
+    solution = _run("regmean", tiny_context, alpha=0.9, num_examples=16)
+    pool = tiny_context.pool
+    name = next(iter(linear_layers(tiny_context.build_model(pool.base_state()))))
+    grams, weights = [], []
+    for task in pool.tasks:
+        model = tiny_context.build_model(pool.expert_state(task))
+        inputs = (x for x, _ in tiny_context.labeled_batches(task, "train", limit=16))
+        gram, _ = input_grams(model, inputs, tiny_context.device)
+        grams.append(scale_off_diagonal(gram[name], 0.9))
+        weights.append(pool.expert_tensor(task, name))
+    assert _close(solution.state[name], regression_merge(grams, weights), atol=1e-4)
+    # Parameters that are not linear weights are the experts' average.
+    layer_norm = next(n for n in pool.names if "layer_norm1.weight" in n)
+    average = torch.stack([pool.expert_tensor(t, layer_norm) for t in pool.tasks]).mean(0)
+    assert _close(solution.state[layer_norm], average)
+
+
+@pytest.mark.parametrize("name", ["regmean", "regmean_pp", "fisher"])
+def test_identical_experts_merge_to_that_expert(tiny_context, name):
+    context = _same_expert_context(tiny_context)
+    solution = _run(name, context, num_examples=4)
+    expert = context.pool.expert_state(context.tasks[0])
+    for key, value in solution.state.items():
+        assert _close(value, expert[key], atol=1e-4), key
+
+
+def test_regmean_pp_last_block_is_the_closed_form_on_merged_inputs(tiny_context):
+    state = _run("regmean_pp", tiny_context, alpha=1.0, num_examples=16).state
+    pool = tiny_context.pool
+    last = max(int(n.split("layers.")[1].split(".")[0]) for n in pool.names if "layers." in n)
+    block = [n for n in pool.names if f"layers.{last}." in n]
+    name = next(n for n in block if n.endswith("fc2.weight"))
+    grams, weights = [], []
+    for task in pool.tasks:
+        # The merged model's earlier blocks, then expert t's own last block.
+        hybrid = dict(state) | {n: pool.expert_tensor(task, n) for n in block}
+        model = tiny_context.build_model(hybrid)
+        inputs = (x for x, _ in tiny_context.labeled_batches(task, "train", limit=16))
+        gram, _ = input_grams(model, inputs, tiny_context.device)
+        grams.append(gram[name])
+        weights.append(pool.expert_tensor(task, name))
+    assert _close(state[name], regression_merge(grams, weights), atol=1e-4)
+    plain = _run("regmean", tiny_context, alpha=1.0, num_examples=16).state
+    assert not _close(plain[name], state[name], atol=1e-4)
+
+
+# ------------------------------------------------------------------------------- Fisher
+def test_fisher_average_weights_each_coordinate_by_its_fisher():
+    from methods.fisher import fisher_average
+
+    tensors = [torch.tensor([1.0, 10.0]), torch.tensor([3.0, 20.0])]
+    equal = [torch.tensor([2.0, 2.0]), torch.tensor([2.0, 2.0])]
+    assert torch.equal(fisher_average(tensors, equal), torch.tensor([2.0, 15.0]))
+    fishers = [torch.tensor([3.0, 1.0]), torch.tensor([1.0, 4.0])]
+    # (3·1 + 1·3)/4 = 1.5 and (1·10 + 4·20)/5 = 18
+    assert torch.equal(fisher_average(tensors, fishers), torch.tensor([1.5, 18.0]))
+
+
+def test_fisher_statistics_are_squared_per_example_gradients(tiny_context):
+    from harness.statistics import diagonal_fisher
+
+    pool = tiny_context.pool
+    task = pool.tasks[0]
+    model = tiny_context.build_model(pool.expert_state(task))
+    head = tiny_context.head(task)
+    batch = next(iter(tiny_context.labeled_batches(task, "train", limit=3)))
+    sums, count = diagonal_fisher(model, head, [batch], tiny_context.device, labels="empirical")
+    assert count == 3
+    name = next(n for n, _ in model.named_parameters() if n.endswith("fc1.weight"))
+    expected = torch.zeros_like(dict(model.named_parameters())[name])
+    for x, y in zip(*batch):
+        model.zero_grad()
+        torch.log_softmax(head(model(x[None])), -1)[0, y].backward()
+        expected += dict(model.named_parameters())[name].grad ** 2
+    assert _close(sums[name], expected, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- AdaMerging
+def test_adamerging_coefficient_shapes_and_init_reproduce_task_arithmetic(tiny_context):
+    mixer = TaskVectorMixer(tiny_context)
+    assert mixer.initial("task", 0.3).shape == (3,)
+    assert mixer.initial("layer", 0.3).shape == (len(tiny_context.pool.mergeable_names()), 3)
+    arithmetic = _run("task_arithmetic", tiny_context, scaling=0.3).state
+    for granularity in ("task", "layer"):
+        solution = _run("adamerging", tiny_context, granularity=granularity, steps=0)
+        for key, value in arithmetic.items():
+            assert _close(solution.state[key], value), key
+
+
+@pytest.mark.parametrize("granularity", ["task", "layer"])
+def test_adamerging_lowers_the_entropy(tiny_context, granularity):
+    solution = _run(
+        "adamerging", tiny_context, granularity=granularity, steps=8, lr=0.05, batch_size=32
+    )
+    info = solution.info
+    assert info["entropy_last"] < info["entropy_first"]
+    coefficients = torch.tensor(info["coefficients"])
+    expected = (3,) if granularity == "task" else (len(tiny_context.pool.mergeable_names()), 3)
+    assert coefficients.shape == expected
+    assert coefficients.min() >= 0 and coefficients.max() <= 1
+
+
+def test_entropy_of_uniform_and_certain_predictions():
+    assert _close(entropy(torch.zeros(2, 4)), torch.log(torch.tensor(4.0)))
+    assert entropy(torch.tensor([[100.0, 0.0, 0.0]])) < 1e-6
+
+
+# --------------------------------------------------------------------------- Greedy soup
+def test_greedy_soup_never_adds_an_expert_that_lowers_validation_accuracy(
+    tiny_context, monkeypatch
+):
+    import methods.greedy_soup as greedy
+
+    # Validation accuracy by soup composition: c is the best expert; adding a to the
+    # soup would lower its accuracy, adding b raises it.
+    table = {
+        ("c",): 60.0,
+        ("a",): 50.0,
+        ("b",): 40.0,
+        ("a", "c"): 55.0,
+        ("b", "c"): 65.0,
+    }
+    seen = []
+
+    def accuracy(context, members, limit):
+        seen.append(tuple(members))
+        return table[tuple(sorted(members))]
+
+    monkeypatch.setattr(greedy, "soup_accuracy", accuracy)
+    solution = _run("greedy_soup", tiny_context)
+    assert solution.info["soup"] == ["c", "b"]
+    assert seen[3:] == [("c", "a"), ("c", "b")]  # best-first order after the individuals
+    trajectory = solution.info["trajectory"]
+    assert [step["added"] for step in trajectory] == [True, False, True]
+    pool = tiny_context.pool
+    soup = {n: (pool.expert_tensor("b", n) + pool.expert_tensor("c", n)) / 2 for n in pool.names}
+    for key, value in soup.items():
+        if value.is_floating_point():
+            assert _close(solution.state[key], value), key
+
+
+def test_greedy_soup_on_the_tiny_suite_keeps_its_invariant(tiny_context):
+    solution = _run("greedy_soup", tiny_context, validation_limit=16)
+    trajectory = solution.info["trajectory"]
+    best = trajectory[0]["score"]
+    assert trajectory[0]["expert"] == max(
+        solution.info["individual"], key=solution.info["individual"].get
+    )
+    for step in trajectory[1:]:
+        assert step["added"] == (step["score"] >= best)
+        best = max(best, step["score"]) if step["added"] else best
+    assert solution.info["soup"] == [s["expert"] for s in trajectory if s["added"]]
+
+
+# ----------------------------------------------------------------------------- Ensemble
+def test_ensemble_averages_the_experts_logits(tiny_context):
+    solution = _run("ensemble", tiny_context)
+    pool = tiny_context.pool
+    inputs = next(iter(tiny_context.unlabeled_batches("a", "test", limit=8)))
+    for task in pool.tasks:
+        head = tiny_context.head(task)
+        with torch.no_grad():
+            got = head(solution.model_for(task, tiny_context)(inputs))
+            expected = torch.stack(
+                [head(tiny_context.build_model(pool.expert_state(t))(inputs)) for t in pool.tasks]
+            ).mean(0)
+        assert _close(got, expected, atol=1e-5)
+    assert solution.extra_parameters == 2 * pool.num_parameters()
