@@ -106,6 +106,19 @@ class SiteBuilder:
         self.site = Site()
 
     # ---------------------------------------------------------------- suite tables
+    @staticmethod
+    def _ranked(cells: list[Cell]) -> list[Cell]:
+        """Best average first (cells without one last), so the unsorted view is a ranking."""
+        return sorted(
+            cells,
+            key=lambda c: (
+                c.stat("average").mean is None,
+                -(c.stat("average").mean or 0.0),
+                c.method,
+                c.key,
+            ),
+        )
+
     def _label(self, cell: Cell, cells: list[Cell]) -> str:
         same = [c for c in cells if c.method == cell.method]
         return cell.method if len(same) == 1 else f"{cell.method} · {cell.setting}"
@@ -301,7 +314,7 @@ class SiteBuilder:
     # ---------------------------------------------------------------- pages
     def build(self) -> Site:
         by_suite: dict[str, list[Cell]] = defaultdict(list)
-        for cell in self.cells:
+        for cell in self._ranked(self.cells):
             by_suite[cell.suite].append(cell)
         suite_rows = []
         for name in sorted(self.suites):

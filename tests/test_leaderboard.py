@@ -501,3 +501,40 @@ def test_cli_builds_and_validates(tmp_path: Path, toy_registry: None) -> None:
     failed = runner.invoke(cli, ["validate", str(results)])
     assert failed.exit_code == 1
     assert f"{bad_path}: tasks.a.metric:" in failed.output
+
+
+@pytest.mark.slow
+def test_site_from_real_runs_on_the_tiny_suite(tmp_path: Path, tiny_suite_name: str) -> None:
+    """End to end: the runner's own records (not hand-written ones) build a complete site.
+
+    Marked slow: the first use of the tiny suite in a session trains its experts (seconds
+    on an idle machine, shared with the other tests that use it); ``-m "not slow"`` skips.
+    """
+    from harness.runner import RunSpec, run
+
+    results = tmp_path / "results"
+    for method, seed, select in (
+        ("pretrained", 0, "defaults"),
+        ("weight_average", 0, "defaults"),
+        ("task_arithmetic", 0, "defaults"),
+        ("task_arithmetic", 1, "defaults"),
+    ):
+        spec = RunSpec(
+            method=method,
+            suite=tiny_suite_name,
+            select=select,
+            seed=seed,
+            device="cpu",
+            results_dir=results,
+            progress=False,
+        )
+        run(spec)
+    index = build_site(results, tmp_path / "site")
+    rows = read_csv(index.parent / "data" / f"suite-{tiny_suite_name}.csv")
+    assert {r["method"] for r in rows} == {"pretrained", "weight_average", "task_arithmetic"}
+    arithmetic = row_for(rows, "task_arithmetic")
+    assert arithmetic["runs"] == "2" and arithmetic["method_s_mean"] != ""
+    run_pages = list((index.parent / "runs").glob("*.html"))
+    assert len(run_pages) == 4
+    html = run_pages[0].read_text()
+    assert "harness eval --method" in html and "Every field of the record" in html
