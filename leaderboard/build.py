@@ -112,7 +112,11 @@ def build_site(
     loaded = load_records(results_dir)
     for problem in loaded.problems:
         warn(f"skipped {problem}")
-    runs = [Run(record, path) for record, path in zip(loaded.records, loaded.paths)]
+    # pages show where a record lives inside the results, not the builder's file system
+    runs = [
+        Run(record, path.relative_to(results_dir) if path.is_relative_to(results_dir) else path)
+        for record, path in zip(loaded.records, loaded.paths)
+    ]
     site = SiteBuilder(runs, loaded.problems).build()
     with atomic_path(out_dir) as temporary:
         temporary.mkdir()

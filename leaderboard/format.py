@@ -44,3 +44,12 @@ def count(value: float | None) -> str:
         if abs(value) >= size:
             return f"{value / size:.{2 if unit == 'B' else 1}f} {unit}"
     return f"{value:.0f}"
+
+
+def tick(value: float, unit: str = "", prefixes: bool = True) -> str:
+    """Short axis labels for 1-2-5 values: ``0``, ``0.5 s``, ``20 M``, ``1 GB``."""
+    if prefixes:
+        for prefix, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if value >= size:
+                return f"{value / size:g} {prefix}{unit}".strip()
+    return f"{value:g} {unit}".strip()

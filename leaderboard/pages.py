@@ -28,11 +28,11 @@ from leaderboard.names import UniqueNames
 from leaderboard.plot import Point, scatter
 from leaderboard.tables import Column, Field, Row, Table
 
-# (measure, label, formatter): the cost axes, each drawn as its own accuracy-vs-cost plot.
-COSTS: list[tuple[str, str, Callable[[Any], str]]] = [
-    ("method_s", "merge time (method step)", fmt.seconds),
-    ("extra_parameters", "extra stored parameters", fmt.count),
-    ("peak_memory_bytes", "peak memory", fmt.memory),
+# (measure, label, value format, tick format): the cost axes, one accuracy-vs-cost plot each.
+COSTS: list[tuple[str, str, Callable[[Any], str], Callable[[float], str]]] = [
+    ("method_s", "merge time (method step)", fmt.seconds, lambda v: fmt.tick(v, "s", False)),
+    ("extra_parameters", "extra stored parameters", fmt.count, fmt.tick),
+    ("peak_memory_bytes", "peak memory", fmt.memory, lambda v: fmt.tick(v, "B")),
 ]
 
 
@@ -125,7 +125,7 @@ class SiteBuilder:
 
     def _plots(self, cells: list[Cell]) -> tuple[list[dict[str, Any]], dict[str, list[bool]]]:
         plots, fronts = [], {}
-        for measure, label, formatter in COSTS:
+        for measure, label, formatter, tick_format in COSTS:
             usable = [
                 c
                 for c in cells
@@ -146,6 +146,8 @@ class SiteBuilder:
                 title=f"average vs {label}",
                 cost_label=label,
                 cost_format=formatter,
+                tick_format=tick_format,
+                whole_costs=measure != "method_s",  # parameters and bytes come whole
             )
             plots.append({"measure": measure, "label": label, "svg": svg})
             on_front = {id(c): keep for c, keep in zip(usable, front)}
@@ -248,7 +250,7 @@ class SiteBuilder:
                 data.update(_stat_data(measure, cell.stat(measure)))
             cells_out["memory"].detail = cell.memory_kind
             data["memory_kind"] = cell.memory_kind
-            for measure, _, _ in COSTS:
+            for measure, *_ in COSTS:
                 data[f"pareto_{measure}"] = fronts[measure][index]
             data["run_ids"] = ";".join(run.record["run_id"] for run in cell.runs)
             table.rows.append(

@@ -41,6 +41,32 @@ def _squash(value: float) -> float:
     return math.log10(1.0 + max(value, 0.0))
 
 
+def tick_values(x_max: float, whole: bool = False) -> list[float]:
+    """0 and the 1-2-5 values up to the axis end (in squashed units), smallest first."""
+    values = [0.0]
+    for exponent in range(0 if whole else -3, 13):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if _squash(value) <= x_max:
+                values.append(value)
+    return values
+
+
+def _placed_labels(positions: list[tuple[float, float]]) -> list[float]:
+    """Label y positions nudged down so that labels of nearby points do not overlap."""
+    placed: list[tuple[float, float]] = []
+    result = [0.0] * len(positions)
+    for index in sorted(range(len(positions)), key=lambda i: positions[i][1]):
+        x, y = positions[index]
+        label_y = y + 4
+        for other_x, other_y in placed:
+            if abs(other_x - x) < 140 and abs(other_y - label_y) < 12:
+                label_y = other_y + 12
+        placed.append((x, label_y))
+        result[index] = label_y
+    return result
+
+
 def scatter(
     points: Sequence[Point],
     *,
@@ -48,8 +74,11 @@ def scatter(
     cost_label: str,
     cost_format: Callable[[float], str],
     accuracy_label: str = "average (%)",
+    tick_format: Callable[[float], str] | None = None,
+    whole_costs: bool = False,
 ) -> tuple[Markup, list[bool]]:
     """The SVG markup and, per point, whether it is on the Pareto front."""
+    tick_format = tick_format or cost_format
     points = [p for p in points if math.isfinite(p.cost) and math.isfinite(p.accuracy)]
     front = pareto_mask([p.cost for p in points], [p.accuracy for p in points])
     parts = [
@@ -87,19 +116,19 @@ def scatter(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
         )
         tick += step
-    decade = 0
-    while decade == 0 or _squash(10 ** (decade - 1)) <= x_max:
-        value = 0.0 if decade == 0 else 10 ** (decade - 1)
-        if _squash(value) <= x_max:
-            x = sx(value)
-            parts.append(
-                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>'
-            )
-            parts.append(
-                f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" '
-                f'class="tick">{escape(cost_format(value))}</text>'
-            )
-        decade += 1 if x_max < 6 else 2
+    last_x = -1e9
+    for value in tick_values(x_max, whole_costs):
+        x = sx(value)
+        if x - last_x < 48:  # keep tick labels apart
+            continue
+        last_x = x
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>'
+        )
+        parts.append(
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+            f'class="tick">{escape(tick_format(value))}</text>'
+        )
     parts.append(
         f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 10}" text-anchor="middle" '
         f'class="axis-label">{escape(cost_label)} (log scale) →</text>'
@@ -119,7 +148,8 @@ def scatter(
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         parts.append(f'<polyline points="{path}" class="front"/>')
 
-    for point, keep in zip(points, front):
+    label_ys = _placed_labels([(sx(p.cost), sy(p.accuracy)) for p in points])
+    for point, keep, label_y in zip(points, front, label_ys):
         x, y = sx(point.cost), sy(point.accuracy)
         css = "point pareto" if keep else "point"
         tooltip = f"{point.label}: {point.accuracy:.2f} at {cost_format(point.cost)}"
@@ -129,7 +159,7 @@ def scatter(
             f'<g class="{css}" data-method="{escape(point.label)}">'
             f"<title>{escape(tooltip)}</title>"
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5"/>'
-            f'<text x="{x + 8:.1f}" y="{y + 4:.1f}" class="point-label">'
+            f'<text x="{x + 8:.1f}" y="{label_y:.1f}" class="point-label">'
             f"{escape(point.label[:28])}</text></g>"
         )
         if point.href:
