@@ -74,10 +74,16 @@ def _runs_field(cell: Cell) -> Field:
 
 
 def _published_index(suite: SuiteInfo) -> dict[tuple[str, str], Published]:
+    """The first published number per (method, checkpoint set); all are in the suite's
+    published table (a paper may report several variants, e.g. task- and layer-wise)."""
     index: dict[tuple[str, str], Published] = {}
     for published in suite.published:
         index.setdefault((published.method, published.checkpoint_set), published)
     return index
+
+
+def _published_count(suite: SuiteInfo, method: str, checkpoint_set: str) -> int:
+    return sum(p.method == method and p.checkpoint_set == checkpoint_set for p in suite.published)
 
 
 def _source_link(source: str) -> str | None:
@@ -219,12 +225,14 @@ class SiteBuilder:
             data.update(_stat_data("average", average))
             data.update(_stat_data("normalized_average", cell.stat("normalized_average")))
             if match is not None:
+                variants = _published_count(suite, cell.method, cell.checkpoint_set)
                 cells_out["published"] = Field(
                     fmt.number(match.average),
                     sort=match.average,
                     href=_source_link(match.source),
                     title=f"{match.source} (checkpoint set {match.checkpoint_set})",
-                    detail=f"on {match.checkpoint_set}",
+                    detail=f"on {match.checkpoint_set}"
+                    + (f", +{more} more below" if (more := variants - 1) > 0 else ""),
                 )
                 cells_out["delta"] = Field(
                     fmt.signed(delta), sort=delta, css="up" if delta and delta > 0 else "down"

@@ -124,6 +124,9 @@ def test_sort_by_a_column_survives_a_reload(browser: Any, site: dict[str, Any]) 
     click_header(browser, "method")  # text sorts A→Z
     names = column(browser, "method")
     assert names == sorted(names)
+    click_header(browser, "family")  # a plain text column sorts by its text
+    families = column(browser, "family")
+    assert families == sorted(families) and families[0] == "baseline"
 
 
 def test_filters_live_in_the_url(browser: Any, site: dict[str, Any]) -> None:
