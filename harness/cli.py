@@ -392,6 +392,46 @@ def bench_eval_command(arch: str, images: int, device: str, workers: int | None,
         click.echo(line)
 
 
+@bench_group.command("merge")
+@click.option("--methods", required=True, help="Comma-separated data-free method names.")
+@click.option(
+    "--arch",
+    type=click.Choice(["vit-b-32", "vit-l-14", "llama-1b"]),
+    default="vit-b-32",
+    show_default=True,
+)
+@click.option("--experts", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs per method (each in a fresh process); the median time is shown.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Where to write the synthetic checkpoints (default: the temp directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_merge_command(methods: str, arch: str, experts: int, device: str, repeat: int,
+                        workdir: Path | None, as_json: bool) -> None:
+    """Merge time and peak memory on synthetic checkpoints of a real architecture.
+
+    \b
+    Example:
+      harness bench merge --methods weight_average,task_arithmetic,ties --arch vit-b-32
+    """
+    import torch
+
+    from harness.bench_merge import bench_merge, describe, format_table
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
+    rows, model_mib = bench_merge(
+        _split_names(methods, "--methods"), arch, experts, device=device, repeat=repeat,
+        workdir=workdir, log=None if as_json else lambda line: click.echo(line, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(describe(rows, model_mib), indent=2))
+        return
+    for line in format_table(rows, model_mib, repeat):
+        click.echo(line)
+
+
 @cli.command("validate")
 @click.argument("results_dir", type=click.Path(path_type=Path))
 def validate_command(results_dir: Path) -> None:
