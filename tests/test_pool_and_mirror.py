@@ -14,8 +14,13 @@ from harness.pool import Checkpoint, ExpertPool
 def tiny_clip_vision(seed: int, hidden: int = 16) -> CLIPVisionModel:
     torch.manual_seed(seed)
     config = CLIPVisionConfig(
-        hidden_size=hidden, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        image_size=16, patch_size=8, projection_dim=8,
+        hidden_size=hidden,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=16,
+        patch_size=8,
+        projection_dim=8,
     )
     return CLIPVisionModel(config)
 
@@ -51,8 +56,11 @@ def vision_only(name):
 def make_pool(mirror, experts=("mnist", "svhn")):
     base = resolve_model("openai/tiny-clip", mirror=mirror)
     checkpoints = {
-        task: Checkpoint(resolve_model(f"tanganke/tiny-clip_{task}", mirror=mirror).path,
-                         f"tanganke/tiny-clip_{task}", vision_only)
+        task: Checkpoint(
+            resolve_model(f"tanganke/tiny-clip_{task}", mirror=mirror).path,
+            f"tanganke/tiny-clip_{task}",
+            vision_only,
+        )
         for task in experts
     }
     return ExpertPool(Checkpoint(base.path, base.id, vision_only), checkpoints)
@@ -124,8 +132,14 @@ def test_expert_of_another_shape_is_rejected(mirror):
 def test_expert_of_another_architecture_is_rejected(tmp_path, mirror):
     torch.manual_seed(0)
     llama = LlamaForCausalLM(
-        LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                    num_attention_heads=2, num_key_value_heads=2, vocab_size=64)
+        LlamaConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            vocab_size=64,
+        )
     )
     llama.save_pretrained(tmp_path / "llama")
     base = Checkpoint(mirror / "models" / "openai/tiny-clip", "openai/tiny-clip")
@@ -147,8 +161,10 @@ def test_missing_checkpoint_is_reported(tmp_path):
 
 def test_integer_buffers_are_copied_not_merged(tmp_path):
     for name, offset in [("base", 0.0), ("a", 1.0)]:
-        save_file({"w": torch.full((2,), offset), "ids": torch.arange(3)},
-                  str(tmp_path / f"{name}.safetensors"))
+        save_file(
+            {"w": torch.full((2,), offset), "ids": torch.arange(3)},
+            str(tmp_path / f"{name}.safetensors"),
+        )
     pool = ExpertPool(
         Checkpoint(tmp_path / "base.safetensors", "base"),
         {"a": Checkpoint(tmp_path / "a.safetensors", "a")},

@@ -18,7 +18,11 @@ VALID = {
     "schema_version": 1,
     "run_id": "ties__mini8__seed0__abcdef12",
     "created": "2026-11-22T10:00:00+00:00",
-    "method": {"name": "ties", "family": "merging", "reference": "https://arxiv.org/abs/2306.01708"},
+    "method": {
+        "name": "ties",
+        "family": "merging",
+        "reference": "https://arxiv.org/abs/2306.01708",
+    },
     "hyperparameters": {"scaling": 0.3, "density": 0.2},
     "selection": {"strategy": "defaults", "fixed": []},
     "suite": {"name": "mini8", "checkpoint_set": "x", "metric": "accuracy", "tasks": ["a", "b"]},

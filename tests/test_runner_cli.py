@@ -1,0 +1,197 @@
+"""The method × suite loop end to end through the real CLI, on the tiny suite."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from harness.cli import main
+from harness.records import read_record, record_files
+
+
+def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``harness ARGS`` in-process, as the console script does."""
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys, tiny_suite_name):
+    return lambda *args: invoke(monkeypatch, capsys, *args)
+
+
+def test_eval_writes_a_valid_record_and_prints_the_table(run_cli, tmp_path):
+    results = tmp_path / "results"
+    code, out, err = run_cli(
+        "eval", "--method", "ties", "--tasks", "tiny3", "--results", str(results), "--quiet"
+    )
+    assert code == 0, err
+    (path,) = record_files(results)
+    record = read_record(path)
+    assert record["method"]["name"] == "ties" and record["suite"]["name"] == "tiny3"
+    assert set(record["tasks"]) == {"a", "b", "c"}
+    assert record["selection"]["strategy"] == "grid"
+    assert record["selection"]["split"] == "validation"
+    assert len(record["selection"]["candidates"]) == 10  # TIES's λ grid
+    best = max(record["selection"]["candidates"], key=lambda c: c["score"])
+    assert record["hyperparameters"] == best["hyperparameters"]
+    assert record["hyperparameters"]["density"] == 0.2  # no grid: the paper default
+    for entry in record["tasks"].values():
+        assert entry["normalized"] == pytest.approx(100 * entry["metric"] / entry["individual"])
+    assert record["command"].startswith("harness eval --method ties --tasks tiny3")
+    assert "average" in out and str(path) in out
+
+
+def test_fixed_hyperparameters_skip_selection(run_cli, tmp_path):
+    code, _, err = run_cli(
+        "eval", "--method", "task_arithmetic", "--tasks", "tiny3", "--set", "scaling=0.5",
+        "--results", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    record = read_record(next(record_files(tmp_path)))
+    assert record["hyperparameters"] == {"scaling": 0.5}
+    assert record["selection"]["strategy"] == "fixed"
+    assert record["selection"]["fixed"] == ["scaling"]
+
+
+def test_same_seed_same_record(run_cli, tmp_path):
+    records = []
+    for name in ("first", "second"):
+        code, _, err = run_cli(
+            "eval", "--method", "ties", "--tasks", "tiny3", "--seed", "3",
+            "--results", str(tmp_path / name), "--quiet",
+        )  # fmt: skip
+        assert code == 0, err
+        records.append(read_record(next(record_files(tmp_path / name))))
+    first, second = records
+    assert first["run_id"] == second["run_id"]
+    assert first["tasks"] == second["tasks"]
+    assert first["selection"] == second["selection"]
+
+
+def test_individual_and_pretrained_bracket_the_merges(run_cli, tmp_path):
+    code, _, err = run_cli(
+        "grid", "--methods", "pretrained,individual,weight_average", "--tasks", "tiny3",
+        "--results", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    by_method = {read_record(p)["method"]["name"]: read_record(p) for p in record_files(tmp_path)}
+    assert by_method["individual"]["normalized_average"] == pytest.approx(100.0)
+    assert by_method["individual"]["extra_parameters"] > 0
+    assert by_method["individual"]["average"] > by_method["pretrained"]["average"]
+
+
+def test_grid_resumes_where_it_stopped(run_cli, tmp_path):
+    args = ["grid", "--methods", "pretrained,weight_average", "--tasks", "tiny3"]
+    args += ["--results", str(tmp_path), "--quiet"]
+    code, _, _ = run_cli(*args)
+    assert code == 0
+    paths = sorted(record_files(tmp_path))
+    assert len(paths) == 2
+    kept = paths[0].read_text()
+    paths[1].unlink()  # as if the run had been killed before this cell
+    code, out, _ = run_cli(*args)
+    assert code == 0
+    assert "already recorded, skipped" in out
+    assert "grid finished: 1 run, 1 already recorded" in out
+    assert paths[0].read_text() == kept
+
+
+def test_interrupted_run_leaves_earlier_records_intact(run_cli, tmp_path, monkeypatch):
+    code, _, _ = run_cli(
+        "eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path), "--quiet"
+    )
+    assert code == 0
+    before = {p: p.read_text() for p in record_files(tmp_path)}
+
+    import harness.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.runner, "evaluate_solution", interrupted)
+    code, _, err = run_cli(
+        "eval", "--method", "weight_average", "--tasks", "tiny3", "--results", str(tmp_path),
+        "--quiet",
+    )  # fmt: skip
+    assert code == 130
+    assert "records written so far are intact" in err
+    assert {p: p.read_text() for p in record_files(tmp_path)} == before
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") and p.is_file()]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "tie", "--tasks", "tiny3"], "unknown method 'tie' (did you mean ties"),
+        (["--method", "ties", "--tasks", "tiny"], "unknown suite 'tiny'"),
+        (["--method", "ties", "--tasks", "tiny3", "--set", "scalling=1"], "did you mean scaling"),
+        (["--method", "ties", "--tasks", "tiny3", "--set", "density=2"], "above its maximum"),
+        (["--method", "ties", "--tasks", "tiny3", "--set", "scaling=high"], "must be a number"),
+        (["--method", "ties", "--tasks", "tiny3", "--set", "scaling"], "expects key=value"),
+        (["--method", "ties", "--tasks", "tiny3", "--only", "a,z"], "has no task 'z'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, args, message):
+    code, out, err = run_cli("eval", *args, "--results", str(tmp_path), "--quiet")
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not list(record_files(tmp_path))
+
+
+def test_unwritable_results_directory(run_cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run_cli(
+        "eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(blocker / "r")
+    )
+    assert code == 2 and "not writable" in err
+
+
+def test_corrupt_expert_is_reported_and_nothing_written(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    code, _, _ = run_cli(
+        "eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path / "r"),
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0
+    (expert,) = (tmp_path / "cache").rglob("b.safetensors")
+    expert.write_bytes(b"\x00not safetensors")
+    code, _, err = run_cli(
+        "eval", "--method", "weight_average", "--tasks", "tiny3", "--results",
+        str(tmp_path / "r"), "--quiet",
+    )  # fmt: skip
+    assert code == 2 and "corrupt" in err and "b.safetensors" in err
+    assert len(list(record_files(tmp_path / "r"))) == 1
+
+
+def test_existing_record_needs_overwrite(run_cli, tmp_path):
+    args = ["eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path)]
+    assert run_cli(*args, "--quiet")[0] == 0
+    code, _, err = run_cli(*args, "--quiet")
+    assert code == 2 and "--overwrite" in err
+    assert run_cli(*args, "--quiet", "--overwrite")[0] == 0
+    assert len(list(record_files(tmp_path))) == 1
+
+
+def test_version_help_and_list(run_cli):
+    code, out, _ = run_cli("--version")
+    assert code == 0 and "harness" in out
+    for command in (["eval"], ["grid"], ["list"], ["leaderboard", "build"], ["validate"]):
+        code, out, _ = run_cli(*command, "--help")
+        assert code == 0 and "Example" in out, command
+    code, out, _ = run_cli("list", "methods", "--format", "json")
+    listed = {entry["name"]: entry for entry in json.loads(out)}
+    assert {"pretrained", "individual", "weight_average", "task_arithmetic", "ties"} <= set(listed)
+    assert listed["ties"]["defaults"] == {"scaling": 0.3, "density": 0.2}
+    code, out, _ = run_cli("list", "tasks")
+    assert code == 0 and "tiny3" in out
