@@ -143,5 +143,17 @@ def validation_problems_in(files: list[Path]) -> list[str]:
         except json.JSONDecodeError as error:
             problems.append(f"{path}: not valid JSON (line {error.lineno}: {error.msg})")
             continue
-        problems.extend(f"{path}: {problem}" for problem in validation_errors(data))
+        record_problems = validation_errors(data)
+        problems.extend(f"{path}: {problem}" for problem in record_problems)
+        if not record_problems:
+            problems.extend(f"{path}: {problem}" for problem in _placement_errors(path, data))
     return problems
+
+
+def _placement_errors(path: Path, record: dict[str, Any]) -> list[str]:
+    """A record must sit at ``<results>/<suite>/<method>/<run_id>.json``, where the harness
+    (and ``harness grid``'s resume check) looks for it."""
+    expected = record_path(Path(), record).as_posix()
+    if Path(path).as_posix() == expected or Path(path).as_posix().endswith("/" + expected):
+        return []
+    return [f"run_id, suite.name, method.name: the file belongs at <results>/{expected}; move it"]

@@ -538,3 +538,15 @@ def test_site_from_real_runs_on_the_tiny_suite(tmp_path: Path, tiny_suite_name: 
     assert len(run_pages) == 4
     html = run_pages[0].read_text()
     assert "harness eval --method" in html and "Every field of the record" in html
+
+
+def test_validate_names_a_misplaced_record(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    path = write_record(results, make_record())
+    moved = results / SUITE / "other_method" / path.name
+    moved.parent.mkdir()
+    path.rename(moved)
+    failed = CliRunner().invoke(cli, ["validate", str(results)])
+    assert failed.exit_code == 1
+    assert f"{moved}: run_id, suite.name, method.name:" in failed.output
+    assert f"<results>/{SUITE}/ties/{path.name}" in failed.output
