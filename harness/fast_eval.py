@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from harness.tensor_store import Preprocess, TensorStore
@@ -87,6 +88,7 @@ class DeviceFeeder:
             torch.empty((rows, 3, size, size), dtype=torch.uint8).pin_memory()
             for _ in range(self.depth)
         ]
+        host = [buffer.numpy() for buffer in pinned]  # numpy views of the pinned memory
         labels_all = torch.from_numpy(self.store.labels[: self.total].copy()).to(self.device)
         free: queue.Queue[int] = queue.Queue()
         ready: queue.Queue[_Slot | BaseException | None] = queue.Queue()
@@ -101,8 +103,7 @@ class DeviceFeeder:
                     if stop_flag.is_set():
                         return
                     stop = min(start + self.batch_size, self.total)
-                    source = torch.from_numpy(self.store.images[start:stop])
-                    pinned[index][: stop - start].copy_(source)
+                    np.copyto(host[index][: stop - start], self.store.images[start:stop])
                     ready.put(_Slot(index, start, stop))
                 ready.put(None)
             except BaseException as error:  # surfaced in the consumer

@@ -104,7 +104,7 @@ class TensorStore:
 
     def tensors(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A contiguous slice as (uint8 images, int64 labels) CPU tensors (copied)."""
-        images = torch.from_numpy(np.ascontiguousarray(self.images[start:stop]))
+        images = torch.from_numpy(np.array(self.images[start:stop]))
         return images, torch.from_numpy(self.labels[start:stop].astype(np.int64))
 
     def batches(
