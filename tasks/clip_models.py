@@ -78,6 +78,7 @@ OPEN_CLIP_EXPERTS = "task-vectors/{arch}_{task}"
 
 HF_ALLOW = ["*.json", "*.safetensors", "*.txt"]
 OPEN_CLIP_ALLOW = ["*.json", "*.safetensors"]
+OPEN_CLIP_BASE_ALLOW = ["open_clip_config.json", "open_clip_model.safetensors"]
 
 
 def _normalising(module: torch.nn.Module, features: Any) -> torch.nn.Module:
@@ -231,6 +232,17 @@ class OpenClipBackend(ClipBackend):
     def checkpoint_set(self) -> str:
         return f"open_clip:{self.arch.open_clip_name}:openai"
 
+    @property
+    def weights(self) -> Path:
+        """``open_clip_model.safetensors`` when the snapshot has one: timm's hub repos also
+        hold a ``model.safetensors`` in timm naming, which is not this model."""
+        path = Path(self.base.path)
+        named = path / "open_clip_model.safetensors"
+        return named if named.is_file() else path
+
+    def base_checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.weights, self.base.id, self.key_map)
+
     @cached_property
     def model_config(self) -> dict[str, Any]:
         """The snapshot's ``open_clip_config.json`` (as hub repos ship), else open_clip's."""
@@ -265,7 +277,7 @@ class OpenClipBackend(ClipBackend):
         return self._load(self._template, state)
 
     def _full_state(self) -> dict[str, torch.Tensor]:
-        checkpoint = Checkpoint(self.base.path, self.base.id, open_clip_full_key)
+        checkpoint = Checkpoint(self.weights, self.base.id, open_clip_full_key)
         return checkpoint.state_dict()
 
     def logit_scale(self) -> float:

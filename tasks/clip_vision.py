@@ -32,6 +32,7 @@ from tasks.clip_models import (
     CHECKPOINT_SETS,
     HF_ALLOW,
     OPEN_CLIP_ALLOW,
+    OPEN_CLIP_BASE_ALLOW,
     OPEN_CLIP_EXPERTS,
     ClipBackend,
     backend,
@@ -110,7 +111,7 @@ class ClipVisionSuite(Suite):
             base = resolve_model(self.arch.hf_base, mirror=mirror, allow_patterns=HF_ALLOW)
         else:
             base = resolve_model(
-                self.arch.open_clip_base, mirror=mirror, allow_patterns=OPEN_CLIP_ALLOW
+                self.arch.open_clip_base, mirror=mirror, allow_patterns=OPEN_CLIP_BASE_ALLOW
             )
         self._backend = backend(self.checkpoints, self.arch, base)
         for task in self.tasks:

@@ -69,6 +69,8 @@ def open_clip_mirror(tmp_path_factory):
         {k: v.contiguous() for k, v in base.state_dict().items()},
         str(base_dir / "open_clip_model.safetensors"),
     )
+    # timm's hub repos also ship a timm-format model.safetensors: it must be ignored
+    save_file({"patch_embed.proj.weight": torch.zeros(2)}, str(base_dir / "model.safetensors"))
     (base_dir / "open_clip_config.json").write_text(
         json.dumps({"model_cfg": TINY, "preprocess_cfg": {}})
     )
