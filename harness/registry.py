@@ -102,6 +102,9 @@ class Entry:
     description: str = ""
     module: str = ""
     experts: int | None = None  # a method that needs exactly this many experts (slerp: 2)
+    # cheap settings for the contract tests on the tiny suite (e.g. fewer steps); the
+    # paper defaults stay the defaults everywhere else
+    smoke: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -234,12 +237,15 @@ def register_method(
     params: Mapping[str, Param] | None = None,
     description: str = "",
     experts: int | None = None,
+    smoke: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(context, **hyperparameters) -> Solution`` as a method.
 
     ``reference`` is the paper's URL; ``params`` holds the paper's defaults and the grid
     used for validation-split selection. ``experts`` says that the method needs exactly
-    that many experts (SLERP interpolates two); None means any number.
+    that many experts (SLERP interpolates two); None means any number. ``smoke`` gives
+    hyperparameter values that keep a slow method (many optimisation steps) fast enough
+    for the shared contract tests on the tiny suite; they are checked like ``--set``.
     """
     if experts is not None and experts < 1:
         raise ValueError(f"experts must be a positive number or None, got {experts!r}")
@@ -259,6 +265,7 @@ def register_method(
                 description=doc,
                 module=fn.__module__,
                 experts=experts,
+                smoke=dict(smoke or {}),
             )
         )
         return fn
