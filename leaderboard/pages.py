@@ -161,7 +161,8 @@ class SiteBuilder:
         return plots, fronts
 
     def suite_table(self, suite: SuiteInfo, cells: list[Cell], slug: str) -> Table:
-        tasks: list[str] = list(suite.tasks)
+        # the suite's task order, then any task only records know; none nobody scored
+        tasks = [t for t in suite.tasks if any(t in c.tasks for c in cells)]
         for cell in cells:
             tasks.extend(t for t in cell.tasks if t not in tasks)
         published = _published_index(suite)
