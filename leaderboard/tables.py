@@ -73,7 +73,7 @@ class Table:
         """``<stem>.csv`` and ``<stem>.json`` under the site root."""
         base = site_root / self.download_stem
         base.parent.mkdir(parents=True, exist_ok=True)
-        frame = self.frame().map(_csv_safe)
+        frame = self.frame().apply(lambda column: column.map(_csv_safe))  # pandas 2.0 too
         frame.to_csv(base.parent / f"{base.name}.csv", index=False)
         payload = {
             "table": self.title,
