@@ -32,7 +32,16 @@ class TaskVectorMixer:
     λ per block and task), B = ``len(self.names)``, T = ``len(self.tasks)``.
     """
 
-    def __init__(self, context: MethodContext, tasks: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        context: MethodContext,
+        tasks: Sequence[str] | None = None,
+        *,
+        anchor: dict[str, torch.Tensor] | None = None,
+        model: nn.Module | None = None,
+    ) -> None:
+        """``anchor`` replaces θ_0 (vectors become θ_t − anchor); ``model`` reuses a built
+        backbone (its parameters are never modified)."""
         pool = context.pool
         self.context = context
         self.device = context.device
@@ -42,12 +51,13 @@ class TaskVectorMixer:
         self.vectors: dict[str, torch.Tensor] = {}  # name → [T, *shape]
         with torch.no_grad():
             for name in self.names:
-                base = pool.base_tensor(name).to(self.device)
+                base = pool.base_tensor(name) if anchor is None else anchor[name]
+                base = base.to(self.device)
                 self.base[name] = base
                 self.vectors[name] = torch.stack(
                     [pool.expert_tensor(task, name).to(self.device) - base for task in self.tasks]
                 )
-        self.model = context.build_model(pool.base_state())
+        self.model = model if model is not None else context.build_model(pool.base_state())
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.buffers = {name: b for name, b in self.model.named_buffers()}
@@ -141,3 +151,45 @@ def heads(context: MethodContext, tasks: Sequence[str]) -> dict[str, nn.Module]:
             parameter.requires_grad_(False)
         result[task] = head
     return result
+
+
+def learn_on_labels(
+    context: MethodContext,
+    mixer: TaskVectorMixer,
+    raw: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    split: str,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    desc: str,
+    streams: dict[str, Iterator] | None = None,
+) -> list[float]:
+    """Minimise the mean over tasks of the cross-entropy of head_t(f(x; θ(transform(raw))))
+    on labelled ``split`` batches (train or validation), by Adam on ``raw``."""
+    tasks = list(context.tasks)
+    task_heads = heads(context, tasks)
+    if streams is None:
+        streams = labelled_streams(context, tasks, split, batch_size)
+
+    def loss(step: int) -> torch.Tensor:
+        total = torch.zeros((), device=context.device)
+        coefficients = transform(raw)
+        for task in tasks:
+            inputs, labels = next(streams[task])
+            logits = task_heads[task](mixer.forward(coefficients, inputs))
+            total = total + nn.functional.cross_entropy(logits, labels.to(context.device))
+        return total / len(tasks)
+
+    return optimise([raw], loss, steps=steps, lr=lr, progress=context.progress, desc=desc)
+
+
+def labelled_streams(
+    context: MethodContext, tasks: Sequence[str], split: str, batch_size: int
+) -> dict[str, Iterator]:
+    """Per task, (inputs, labels) batches of ``split`` forever, in the suite's order."""
+    return {
+        task: cycle(lambda task=task: context.labeled_batches(task, split, batch_size=batch_size))
+        for task in tasks
+    }
