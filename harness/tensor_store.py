@@ -34,17 +34,24 @@ class Preprocess:
     """Resize the shorter side to ``size`` (bicubic), centre-crop ``size`` × ``size``, RGB.
 
     This is CLIP's evaluation transform (open_clip / torchvision ``Resize`` +
-    ``CenterCrop``); mean/std normalisation is left to the device.
+    ``CenterCrop``; transformers' ``CLIPImageProcessor`` differs only in rounding the crop
+    offset down, ``crop_rounding="floor"``); mean/std normalisation is left to the device.
     """
 
     size: int = 224
     interpolation: str = "bicubic"
+    crop_rounding: str = "round"  # "round": torchvision/open_clip; "floor": CLIPImageProcessor
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
 
     def key(self) -> dict[str, Any]:
         """What changes the stored bytes (mean/std do not: they are applied later)."""
-        return {"size": self.size, "interpolation": self.interpolation, "crop": "center"}
+        return {
+            "size": self.size,
+            "interpolation": self.interpolation,
+            "crop": "center",
+            "crop_rounding": self.crop_rounding,
+        }
 
     def __call__(self, image: Any) -> np.ndarray:
         """PIL image (or encoded bytes) → uint8 array [3, size, size]."""
@@ -60,7 +67,12 @@ class Preprocess:
         image = image.convert("RGB")
         mode = InterpolationMode(self.interpolation)
         image = F.resize(image, self.size, interpolation=mode)
-        image = F.center_crop(image, [self.size, self.size])
+        width, height = image.size
+        if self.crop_rounding == "floor":  # transformers' center_crop: (h - size) // 2
+            top, left = (height - self.size) // 2, (width - self.size) // 2
+            image = F.crop(image, top, left, self.size, self.size)
+        else:
+            image = F.center_crop(image, [self.size, self.size])
         return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
 
     def normalizer(

@@ -69,7 +69,8 @@ class ClipVisionSuite(Suite):
         options.update(context.options)
         self.options = options
         self.arch = ARCHS[options["arch"]]
-        self.preprocess = Preprocess(size=self.arch.image_size)
+        rounding = "floor" if options["checkpoints"] == "transformers" else "round"
+        self.preprocess = Preprocess(size=self.arch.image_size, crop_rounding=rounding)
         self._backend: ClipBackend | None = None
         self._experts: dict[str, ResolvedArtifact] = {}
         self._datasets: dict[str, ResolvedArtifact] = {}

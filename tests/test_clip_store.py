@@ -125,3 +125,17 @@ def test_cuda_feeder_overlaps_copies_and_matches_cpu(tmp_path):
         model.cuda(), head, store, preprocess, device=cuda, dtype=torch.float32, batch_size=8
     )
     assert on_cuda == pytest.approx(fp32)
+
+
+def test_floor_crop_matches_the_transformers_image_processor():
+    from transformers import CLIPImageProcessor
+
+    processor = CLIPImageProcessor(do_normalize=False, do_rescale=False)
+    rng = np.random.default_rng(3)
+    for shape in [(231, 400, 3), (225, 301, 3), (40, 29, 3)]:
+        image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+        expected = np.asarray(processor(images=image, return_tensors="np")["pixel_values"][0])
+        ours = Preprocess(crop_rounding="floor")(image).astype(np.float32)
+        assert np.abs(ours - expected).max() <= 1.0  # same pixels, ±1 from resize rounding
+        shifted = Preprocess(crop_rounding="round")(image).astype(np.float32)
+        assert shape[0] == 40 or np.abs(shifted - expected).max() > 1.0

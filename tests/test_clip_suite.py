@@ -50,6 +50,13 @@ def suite_for(mirror: Path, name: str = "vit8", **options):
 
 
 # --------------------------------------------------------------------------- reference
+def floor_center_crop(image, size=224):
+    """CLIPImageProcessor's crop: offsets rounded down (torchvision rounds half to even)."""
+    width, height = image.size
+    top, left = (height - size) // 2, (width - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
 def reference_accuracy(mirror: Path, task: str, vision_dir: Path | None = None) -> float:
     """A plain loop written from scratch: transformers CLIPModel, torchvision transforms,
     PIL images from load_dataset, zero-shot head from get_text_features."""
@@ -80,7 +87,7 @@ def reference_accuracy(mirror: Path, task: str, vision_dir: Path | None = None) 
         transform = transforms.Compose(
             [
                 transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
-                transforms.CenterCrop(224),
+                transforms.Lambda(floor_center_crop),
                 transforms.ToTensor(),
                 transforms.Normalize(
                     (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
