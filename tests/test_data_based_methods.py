@@ -251,3 +251,97 @@ def test_ensemble_averages_the_experts_logits(tiny_context):
             ).mean(0)
         assert _close(got, expected, atol=1e-5)
     assert solution.extra_parameters == 2 * pool.num_parameters()
+
+
+# ------------------------------------------------------------- learned soups and aTLAS
+def _soup(context: MethodContext, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Σ_t α_t θ_t, with α per task [T] or per block and task [B, T]."""
+    pool = context.pool
+    result = {}
+    for index, name in enumerate(pool.mergeable_names()):
+        alpha = weights if weights.dim() == 1 else weights[index]
+        result[name] = sum(a * pool.expert_tensor(t, name) for a, t in zip(alpha, pool.tasks))
+    return result
+
+
+def test_learned_soup_starts_uniform_and_stays_on_the_simplex(tiny_context):
+    uniform = _run("learned_soup", tiny_context, steps=0).state
+    average = _run("weight_average", tiny_context).state
+    for key, value in average.items():
+        assert _close(uniform[key], value), key
+    solution = _run("learned_soup", tiny_context, granularity="layer", steps=3, lr=0.5)
+    weights = torch.tensor(solution.info["weights"])
+    assert weights.shape == (len(tiny_context.pool.mergeable_names()), 3)
+    assert torch.all(weights >= 0) and _close(weights.sum(-1), torch.ones(weights.shape[0]))
+    for key, value in _soup(tiny_context, weights).items():
+        assert _close(solution.state[key], value), key
+
+
+def test_atlas_starts_at_task_arithmetic_and_lowers_the_loss(tiny_context):
+    start = _run("atlas", tiny_context, steps=0).state
+    arithmetic = _run("task_arithmetic", tiny_context, scaling=0.3).state
+    for key, value in arithmetic.items():
+        assert _close(start[key], value), key
+    solution = _run("atlas", tiny_context, steps=3, lr=0.05)
+    assert solution.info["loss_last"] < solution.info["loss_first"]
+    assert torch.tensor(solution.info["coefficients"]).shape == (
+        len(tiny_context.pool.mergeable_names()),
+        3,
+    )
+
+
+def test_mehl_soup_moves_on_the_hyperplane_and_returns_its_soup(tiny_context):
+    solution = _run("mehl_soup", tiny_context, rounds=2, steps=2, lr=0.5)
+    alpha = torch.tensor(solution.info["alpha"])
+    assert _close(alpha.sum(), torch.tensor(1.0))
+    assert not _close(alpha, torch.full((3,), 1 / 3))  # the rounds moved it
+    assert all(len(r["experts"]) == 2 for r in solution.info["rounds"])
+    for key, value in _soup(tiny_context, alpha).items():
+        assert _close(solution.state[key], value, atol=1e-5), key
+
+
+# ----------------------------------------------------------------------------- Twin
+def test_low_rank_keeps_the_best_approximation_and_full_rank_is_exact():
+    from methods.twin import low_rank
+
+    generator = torch.Generator().manual_seed(3)
+    matrix = torch.randn(6, 4, generator=generator)
+    a, b = low_rank(matrix, 4)
+    assert _close(a @ b, matrix)
+    a1, b1 = low_rank(matrix, 1)
+    singular = torch.linalg.svdvals(matrix)
+    assert a1.shape == (6, 1) and b1.shape == (1, 4)
+    assert _close(torch.linalg.matrix_norm(matrix - a1 @ b1), singular[1:].norm())
+
+
+def test_twin_routes_per_input_and_full_rank_reproduces_the_experts(tiny_context):
+    solution = _run("twin", tiny_context, rank=64, steps=5)
+    pool = tiny_context.pool
+    model = solution.model_for("a", tiny_context)
+    inputs = torch.cat(
+        [next(iter(tiny_context.unlabeled_batches(t, "test", limit=2))) for t in pool.tasks]
+    )
+    with torch.no_grad():
+        weights = model.route(inputs)
+        assert weights.shape == (6, 3) and _close(weights.sum(-1), torch.ones(6))
+        for index, task in enumerate(pool.tasks):
+            expert = pool.expert_state(task)
+            dense = model.dense_state(index)
+            routed = [*model.factors, *model.dense]
+            for name in routed:  # full rank: the exclusive knowledge is stored exactly
+                assert _close(dense[name], expert[name], atol=1e-5), name
+            model.fixed = torch.nn.functional.one_hot(torch.tensor([index]), 3).float()
+            got = model(inputs)
+            model.fixed = None
+            expected = tiny_context.build_model(dense)(inputs)
+            assert _close(got, expected, atol=1e-5)
+        # Per-input routing: each input's output is its own mixture.
+        mixed = model(inputs)
+        for row in range(inputs.shape[0]):
+            model.fixed = weights[row : row + 1]
+            assert _close(model(inputs[row : row + 1]), mixed[row : row + 1], atol=1e-5)
+        model.fixed = None
+    stored = sum(a.numel() + b.numel() for a, b in model.factors.values())
+    stored += sum(v.numel() for v in model.dense.values())
+    stored += sum(p.numel() for p in model.router.parameters())
+    assert solution.extra_parameters == stored
