@@ -50,6 +50,7 @@ def test_inputs(context: MethodContext, task: str, batch_size: int):
         "steps": STEPS,
         "batch_size": BATCH_SIZE,
     },
+    smoke={"steps": 4},  # fewer steps/examples for the contract tests only
     description="Learn task- or layer-wise merging coefficients by test-time entropy minimisation.",
 )
 def adamerging(

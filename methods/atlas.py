@@ -35,6 +35,7 @@ SPLIT = Param("validation", help="labelled split to learn on", choices=("validat
     family="merging",
     reference="https://arxiv.org/abs/2407.02880",
     params={"init": INIT, "steps": STEPS, "lr": LR, "batch_size": BATCH_SIZE, "split": SPLIT},
+    smoke={"steps": 4},  # fewer steps/examples for the contract tests only
     description="Learn one scale per parameter block of every task vector on labelled data.",
 )
 def atlas(

@@ -48,6 +48,7 @@ BATCH_SIZE = Param(32, help="examples per batch while estimating the Fisher", lo
         "labels": LABELS,
         "batch_size": BATCH_SIZE,
     },
+    smoke={"num_examples": 8},  # fewer steps/examples for the contract tests only
     description="Average the experts weighted by their diagonal Fisher information.",
 )
 def fisher(

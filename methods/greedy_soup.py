@@ -69,6 +69,7 @@ def soup_accuracy(context: MethodContext, members: Sequence[str], limit: int | N
     family="merging",
     reference="https://arxiv.org/abs/2203.05482",
     params={"validation_limit": VALIDATION_LIMIT},
+    smoke={"validation_limit": 16},  # fewer steps/examples for the contract tests only
     description="Add experts best-first to a uniform soup while validation accuracy holds.",
 )
 def greedy_soup(context: MethodContext, validation_limit: int) -> Solution:

@@ -44,6 +44,7 @@ def soup_weights(logits: torch.Tensor) -> torch.Tensor:
     family="merging",
     reference="https://arxiv.org/abs/2203.05482",
     params={"granularity": GRANULARITY, "steps": STEPS, "lr": LR, "batch_size": BATCH_SIZE},
+    smoke={"steps": 4},  # fewer steps/examples for the contract tests only
     description="Soup weights on the simplex, learned on labelled validation data.",
 )
 def learned_soup(

@@ -60,6 +60,7 @@ def on_hyperplane(raw: torch.Tensor) -> torch.Tensor:
         "lr": LR,
         "batch_size": BATCH_SIZE,
     },
+    smoke={"rounds": 2, "steps": 2},  # fewer steps/examples for the contract tests only
     description="Hyperplane soup learned by block coordinate descent, a few experts at a time.",
 )
 def mehl_soup(

@@ -58,6 +58,7 @@ def average_except(context: MethodContext, merged: dict[str, torch.Tensor]) -> d
     family="merging",
     reference="https://arxiv.org/abs/2212.09849",
     params={"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE},
+    smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only
     description="Per linear layer, the least-squares merge of the experts' outputs on their data.",
 )
 def regmean(context: MethodContext, alpha: float, num_examples: int, batch_size: int) -> Solution:

@@ -50,6 +50,7 @@ def _stop_hook(*_: object) -> None:
     family="merging",
     reference="https://arxiv.org/abs/2508.03121",
     params={"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE},
+    smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only
     description="RegMean with layer inputs computed by the merged model's earlier blocks.",
 )
 def regmean_pp(

@@ -188,6 +188,7 @@ def train_router(
         "hidden": HIDDEN,
         "batch_size": BATCH_SIZE,
     },
+    smoke={"steps": 20},  # fewer steps/examples for the contract tests only
     description="Shared merge plus SVD-compressed exclusive knowledge, routed per input.",
 )
 def twin(
