@@ -1,15 +1,18 @@
 """Published vit8 accuracies (%), per checkpoint set, shown beside measured ones.
 
 Sources as gathered in shared/REFERENCE.md: FusionBench documentation for the
-transformers checkpoints; the papers of each method for the open_clip task-vectors
-checkpoints. ``checkpoint_set`` strings equal the suite's ``checkpoint_set`` property.
+transformers checkpoints; the papers (AdaMerging's baseline table, PCB, EMR-Merging) for
+the open_clip task-vectors checkpoints. ``checkpoint_set`` strings equal the suite's ``checkpoint_set`` property.
 """
 
 from __future__ import annotations
 
 from harness.suite import Published
 
-FUSIONBENCH = "FusionBench documentation (https://tanganke.github.io/fusion_bench/)"
+FUSIONBENCH = "https://tanganke.github.io/fusion_bench/"
+ADAMERGING = "https://arxiv.org/abs/2310.02575"  # its ViT-B/32 table of baselines
+PCB = "PCB-Merging (NeurIPS 2024), task-vectors checkpoints"
+EMR = "https://arxiv.org/abs/2405.17461"
 PAPERS = "method papers, task-vectors open_clip checkpoints (collected in shared/REFERENCE.md)"
 HF_B32 = "transformers:openai/clip-vit-base-patch32"
 HF_L14 = "transformers:openai/clip-vit-large-patch14"
@@ -80,7 +83,7 @@ PUBLISHED_VIT8: list[Published] = [
     ),
     *_set(
         OC_B32,
-        PAPERS,
+        ADAMERGING,
         [
             ("pretrained", 48.0),
             ("individual", 90.5),
@@ -93,10 +96,10 @@ PUBLISHED_VIT8: list[Published] = [
             ("adamerging", 73.8, {}, "task-wise++"),
             ("adamerging", 80.1, {}, "layer-wise (also reported 80.2)"),
             ("adamerging", 81.1, {}, "layer-wise++ (also reported 81.2)"),
-            ("pcb", 76.3),
-            ("emr", 88.7, _per_task(75.2, 72.8, 93.5, 99.5, 96.9, 98.1, 99.6, 74.4)),
         ],
     ),
+    *_set(OC_B32, PCB, [("pcb", 76.3)]),
+    *_set(OC_B32, EMR, [("emr", 88.7, _per_task(75.2, 72.8, 93.5, 99.5, 96.9, 98.1, 99.6, 74.4))]),
     *_set(
         OC_L14,
         PAPERS,
