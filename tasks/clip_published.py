@@ -2,7 +2,8 @@
 
 Sources as gathered in shared/REFERENCE.md: FusionBench documentation for the
 transformers checkpoints; the papers (AdaMerging's baseline table, PCB, EMR-Merging) for
-the open_clip task-vectors checkpoints. ``checkpoint_set`` strings equal the suite's ``checkpoint_set`` property.
+the open_clip task-vectors checkpoints. ``checkpoint_set`` strings equal the suite's
+``checkpoint_set`` property.
 """
 
 from __future__ import annotations
