@@ -65,6 +65,16 @@ IDENTITIES: dict[str, tuple[str, dict[str, Any], str]] = {
 
 
 # ---------------------------------------------------------------------------- helpers
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy CI machine thread
+    oversubscription makes the contract many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _suite() -> TinySuite:
     TinySuite.name = "tiny3"
     suite = TinySuite(SuiteContext(progress=False))
