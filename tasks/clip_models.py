@@ -181,7 +181,7 @@ class TransformersBackend(ClipBackend):
 
     @property
     def checkpoint_set(self) -> str:
-        return f"transformers:{self.arch.hf_base}"
+        return f"transformers:{self.arch.hf_base}"  # = ClipVisionSuite.checkpoint_set
 
     @cached_property
     def _template(self) -> torch.nn.Module:

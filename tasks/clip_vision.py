@@ -86,9 +86,9 @@ class ClipVisionSuite(Suite):
 
     @property
     def checkpoint_set(self) -> str:
-        return (
-            self.backend.checkpoint_set if self._backend else f"{self.checkpoints}:{self.arch.name}"
-        )
+        if self.checkpoints == "transformers":
+            return f"transformers:{self.arch.hf_base}"
+        return f"open_clip:{self.arch.open_clip_name}:openai"
 
     @property
     def backend(self) -> ClipBackend:
