@@ -7,10 +7,14 @@ Per layer (tensor) ℓ and task t, sort |τ_t^ℓ| and mask both tails:
             noisy updates) and below the top γ fraction (large outliers)
     θ     = θ_0 + α Σ_t m_t ⊙ τ_t
 
-Checked against the paper: the mask is built layer by layer, removing both the smallest
-entries and the largest outliers; the paper's reported setting keeps a band between
-β = 85% (bottom) and the top γ = 1%, with the merge coefficient α tuned on validation.
-Defaults: β = 0.85, γ = 0.01, α = 0.3 (task arithmetic's CLIP value).
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): the mask is built layer by
+layer, removing both the smallest entries and the largest outliers; the paper's reported
+setting keeps a band between β = 85% (bottom) and the top γ = 1%, with the merge
+coefficient α tuned on validation. Defaults: β = 0.85, γ = 0.01, α = 0.3 (task
+arithmetic's CLIP value).
+
+Sources: none re-checked in this session beyond the title; the defaults are to verify.
 """
 
 from __future__ import annotations

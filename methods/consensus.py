@@ -9,10 +9,14 @@ the merged vector:
     m_cons = 1{ Σ_t m_t ≥ k }
     θ     = θ_0 + α · m_cons ⊙ τ_MTL            (Consensus task arithmetic)
 
-Checked against the paper: k = 2 is the paper's choice (keep weights relevant to at least
-two tasks), the TALL masks use the same λ as TALL-mask compression (default 0.4, the
-middle of the paper's [0.2, 0.6]); α is task arithmetic's coefficient (default 0.3, the
-CLIP value, with its grid). One model, no per-task storage.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): k = 2 is the paper's choice
+(keep weights relevant to at least two tasks), the TALL masks use the same λ as
+TALL-mask compression (default 0.4, the middle of the paper's [0.2, 0.6]); α is task
+arithmetic's coefficient (default 0.3, the CLIP value, with its grid). One model, no
+per-task storage.
+
+Sources: the abstract (weights selected by more than one mask are kept).
 """
 
 from __future__ import annotations

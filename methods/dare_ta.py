@@ -7,12 +7,16 @@ Absorbing Abilities from Homologous Models as a Free Lunch").
     then task arithmetic on the sparsified vectors:
         θ = θ_0 + λ Σ_t τ̃_t
 
-Checked against the paper: the drop is element-wise and random (not magnitude-based) and
-the rescaling factor is 1/(1 − p); the paper sweeps p ∈ {0.1, …, 0.9, 0.99} and shows that
-p = 0.9 keeps the experts' abilities for fine-tuned models whose task vectors are small,
-so p = 0.9 is the default here; λ = 0.3 is task arithmetic's default on CLIP suites (the
-paper selects the merging method's own coefficient on validation data). Random draws use
-``group.generator()`` (run seed + tensor name): the same seed gives the same model.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): the drop is element-wise and
+random (not magnitude-based) and the rescaling factor is 1/(1 − p); the paper sweeps p ∈
+{0.1, …, 0.9, 0.99} and shows that p = 0.9 keeps the experts' abilities for fine-tuned
+models whose task vectors are small, so p = 0.9 is the default here; λ = 0.3 is task
+arithmetic's default on CLIP suites (the paper selects the merging method's own
+coefficient on validation data). Random draws use ``group.generator()`` (run seed +
+tensor name): the same seed gives the same model.
+
+Sources: the paper's abstract; FusionBench's DARE configs use other values (p = 0.5).
 """
 
 from __future__ import annotations

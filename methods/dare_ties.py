@@ -1,35 +1,58 @@
-"""DARE + TIES-Merging (Yu et al., ICML 2024, "Language Models are Super Mario").
+"""DARE + TIES-Merging (Yu et al., ICML 2024, "Language Models are Super Mario:
+Absorbing Abilities from Homologous Models as a Free Lunch").
 
     τ̃_t = DARE_p(τ_t)                         random drop with rate p, rescale 1/(1 − p)
-    γ   = sgn(Σ_t τ̃_t)                         TIES sign election
-    τ_m = disjoint mean of the τ̃_t agreeing with γ
+    τ̂_t = trim_k(τ̃_t)                         TIES: keep the top-k fraction by magnitude
+                                               over the whole model
+    γ   = sgn(Σ_t τ̂_t)                         TIES sign election
+    τ_m = disjoint mean of the τ̂_t agreeing with γ
     θ   = θ_0 + λ τ_m
 
-The paper uses DARE as a plug-in before TIES-Merging; DARE's random drop takes the
-place of TIES' magnitude trim (the kept fraction is 1 − p), then TIES' elect and
-disjoint-mean steps run unchanged (``methods.ties.elect_and_disjoint_mean``). Defaults:
-p = 0.9 (see ``dare_ta``), λ = 0.3 (TIES' CLIP default).
+The paper uses DARE as a plug-in in front of an existing merge: DARE sparsifies each
+task vector, then TIES-Merging runs unchanged (``methods.ties``). With the defaults p =
+0.9 and k = 0.2 the trim keeps every DARE survivor (only 10% survive), so it only bites
+when k < 1 − p; the exact whole-model threshold is computed over the DARE'd vectors in
+two streaming passes (the same seeded draws as the merge). Defaults: p = 0.9 (see
+``dare_ta``), k = 0.2 and λ = 0.3 (TIES' CLIP values). Sources checked: the DARE paper's
+abstract and method (drop-and-rescale as a plug-in before existing merging methods).
 """
 
 from __future__ import annotations
 
 import torch
 
-from harness.merging import stack, tensorwise
+from harness.merging import merge_stream, stack
+from harness.method import MethodContext, Solution
 from harness.pool import TensorGroup
 from harness.registry import register_method
+from harness.task_vectors import keep_top_magnitudes, magnitude_thresholds
 from methods.dare_ta import DROP, dare_vectors
 from methods.task_arithmetic import SCALING
-from methods.ties import elect_and_disjoint_mean
+from methods.ties import DENSITY, elect_and_disjoint_mean
 
 
 @register_method(
     "dare_ties",
     family="merging",
     reference="https://arxiv.org/abs/2311.03099",
-    params={"scaling": SCALING, "drop": DROP},
-    description="DARE (random drop and rescale) then TIES sign election and disjoint mean.",
+    params={"scaling": SCALING, "drop": DROP, "density": DENSITY},
+    description="DARE (random drop and rescale) then TIES: trim, elect signs, disjoint mean.",
 )
-@tensorwise
-def dare_ties(group: TensorGroup, scaling: float, drop: float) -> torch.Tensor:
-    return group.base + scaling * elect_and_disjoint_mean(stack(dare_vectors(group, drop)))
+def dare_ties(context: MethodContext, scaling: float, drop: float, density: float) -> Solution:
+    def dropped(group: TensorGroup) -> list[torch.Tensor]:
+        return dare_vectors(group, drop)
+
+    thresholds = magnitude_thresholds(
+        context.pool, density, progress=context.progress, vectors=dropped, seed=context.seed
+    )
+
+    def merge(group: TensorGroup) -> torch.Tensor:
+        trimmed = stack(
+            [
+                keep_top_magnitudes(vector, thresholds[task])
+                for task, vector in zip(group.tasks, dropped(group))
+            ]
+        )
+        return group.base + scaling * elect_and_disjoint_mean(trimmed)
+
+    return Solution(state=merge_stream(context, merge), info={"thresholds": thresholds})

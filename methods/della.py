@@ -8,12 +8,15 @@ Merging through Magnitude-Based Sampling").
     3. Fuse:  disjoint mean of the τ̃_t that agree with γ
     θ = θ_0 + λ τ_m
 
-Checked against the paper: sampling is magnitude-based (higher magnitude, lower drop
-probability), the rescaling is per entry 1/(1 − p_i), and elect/fuse follow TIES. The
-ranking here is within each tensor (the paper ranks within a row of the delta
-parameters; the tensor is this harness's unit of streaming). Defaults p = 0.7, ε = 0.1,
-λ = 1.0 follow the paper's tuned ranges for its LM merges (drop 0.3–0.9, ε 0.1–0.2,
-λ 0.5–1.1); the grid spans them.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): sampling is magnitude-based
+(higher magnitude, lower drop probability), the rescaling is per entry 1/(1 − p_i), and
+elect/fuse follow TIES. The ranking here is within each tensor (the paper ranks within a
+row of the delta parameters; the tensor is this harness's unit of streaming). Defaults p
+= 0.7, ε = 0.1, λ = 1.0 follow the paper's tuned ranges for its LM merges (drop 0.3–0.9,
+ε 0.1–0.2, λ 0.5–1.1); the grid spans them.
+
+Sources: none re-checked in this session; the defaults are to verify.
 """
 
 from __future__ import annotations

@@ -8,14 +8,18 @@ Model Merging"): Elect, Mask, Rescale.
     Rescale: λ_t   = Σ |τ_t| / Σ |M_t ⊙ τ_uni|                  (sums over the whole model)
     Serve:   θ_t   = θ_0 + λ_t · M_t ⊙ τ_uni
 
-Checked against the paper: the unified vector takes the largest magnitude among the
-entries agreeing with the elected sign; masks keep the positions where a task agrees
-with τ_uni; the rescaler matches the task vector's total absolute value. It is tuning
-free (no hyperparameters). λ_t needs whole-model sums, computed in one streaming pass
-(``harness.task_vectors.stream_sums``); task states are then built lazily.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): the unified vector takes the
+largest magnitude among the entries agreeing with the elected sign; masks keep the
+positions where a task agrees with τ_uni; the rescaler matches the task vector's total
+absolute value. It is tuning free (no hyperparameters). λ_t needs whole-model sums,
+computed in one streaming pass (``harness.task_vectors.stream_sums``); task states are
+then built lazily.
 
 Storage: θ_0 and τ_uni (one model more than a single merged model), N binary masks (P
 bits each) and N scalars.
+
+Sources: none re-checked in this session beyond the title.
 """
 
 from __future__ import annotations

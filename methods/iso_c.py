@@ -8,10 +8,14 @@ For each 2-D weight matrix:
     Δ_iso = σ̄ U Vᵀ                            flatten the spectrum (isotropic)
     θ     = θ_0 + α Δ_iso
 
-Checked against the paper: ISO-C replaces all singular values of the summed task
-vector by their mean, keeping its singular vectors, so every direction (and task) gets
-the same weight; α is chosen on validation data (default 1.0, grid 0.5–2.0).
-Non-matrix tensors use the mean of the task vectors (the averaging fall-back).
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): ISO-C replaces all singular
+values of the summed task vector by their mean, keeping its singular vectors, so every
+direction (and task) gets the same weight; α is chosen on validation data (default 1.0,
+grid 0.5–2.0). Non-matrix tensors use the mean of the task vectors (the averaging
+fall-back).
+
+Sources: α = 1.0 is also FusionBench's ISO-C default.
 """
 
 from __future__ import annotations

@@ -7,11 +7,15 @@ Per layer (tensor), with k fine-tuned models and the pretrained anchor θ_0:
     t     = k cos θ / (1 + (k − 1) cos θ)
     θ     = t · (1/k) Σ_i θ_i + (1 − t) · θ_0
 
-Checked against the paper: the interpolation ratio t comes from the angle between
-fine-tuned weights measured from the pretrained weights, per layer, and the merged
-weights move from the average toward the pretrained anchor. No hyperparameters. With
-k = 1 (or identical experts, cos θ = 1) t = 1. A negative mean cosine (no shared
-direction, outside the paper's derivation) is clamped to 0, giving θ_0.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): the interpolation ratio t
+comes from the angle between fine-tuned weights measured from the pretrained weights,
+per layer, and the merged weights move from the average toward the pretrained anchor. No
+hyperparameters. With k = 1 (or identical experts, cos θ = 1) t = 1. A negative mean
+cosine (no shared direction, outside the paper's derivation) is clamped to 0, giving
+θ_0.
+
+Sources: none re-checked in this session beyond the title.
 """
 
 from __future__ import annotations

@@ -11,13 +11,16 @@ entries and Softmax over them:
     τ_m  = Σ_i β̂_i ⊙ τ_i / Σ_i β̂_i
     θ    = θ_0 + λ τ_m
 
-Checked against the paper: intra-balancing squares a task's own entries with
-temperature N, inter-balancing sums the similarity with every task, low-scoring
-parameters are dropped and the rest merged by their score-weighted average. Here the
-scores are computed per tensor (the streaming unit) with Norm = (x − mean)/std; the
-kept fraction r = 0.1 follows the commonly used PCB setting (pcb_ratio 0.1), grid
-0.05–0.2. λ = 1.0 by default (τ_m is already a weighted mean), grid 0.3–1.5; not
-verified against the paper's tables.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): intra-balancing squares a
+task's own entries with temperature N, inter-balancing sums the similarity with every
+task, low-scoring parameters are dropped and the rest merged by their score-weighted
+average. Here the scores are computed per tensor (the streaming unit) with Norm = (x −
+mean)/std; the kept fraction r = 0.1 follows the commonly used PCB setting (pcb_ratio
+0.1), grid 0.05–0.2. λ = 1.0 by default (τ_m is already a weighted mean), grid 0.3–1.5;
+not verified against the paper's tables.
+
+Sources: r = 0.1 is the pcb_ratio of FusionBench's PCB integration.
 """
 
 from __future__ import annotations

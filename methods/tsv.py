@@ -10,11 +10,14 @@ For each 2-D weight matrix, with T tasks and r = min(m, n):
                                                of U = P_U S_U Q_Uᵀ (same for V)
     θ  = θ_0 + α U⊥ Σ V⊥ᵀ
 
-Checked against the paper: TSV-Merge keeps a 1/T share of each task's singular
-components (the low-rank TSV-C compression), decorrelates the concatenated singular
-vectors by orthogonalising U and V (Procrustes / whitening), and adds the result with
-α = 1.0. Non-matrix tensors (biases, norms, other shapes) use the mean of the task
-vectors, the averaging fall-back. Defaults: f = 1.0, α = 1.0.
+From the paper (our reading of its method section; in this session only the abstract or
+other projects' configs could be re-checked, see Sources): TSV-Merge keeps a 1/T share
+of each task's singular components (the low-rank TSV-C compression), decorrelates the
+concatenated singular vectors by orthogonalising U and V (Procrustes / whitening), and
+adds the result with α = 1.0. Non-matrix tensors (biases, norms, other shapes) use the
+mean of the task vectors, the averaging fall-back. Defaults: f = 1.0, α = 1.0.
+
+Sources: the abstract (TSV-C keeps ~10% of each layer; TSV-M decorrelates TSVs).
 """
 
 from __future__ import annotations

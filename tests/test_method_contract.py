@@ -48,7 +48,7 @@ IDENTITIES: dict[str, tuple[str, dict[str, Any], str]] = {
     "task_arithmetic": ("one", {"scaling": 1.0}, "experts"),
     "ties": ("one", {"scaling": 1.0, "density": 1.0}, "experts"),
     "dare_ta": ("one", {"scaling": 1.0, "drop": 0.0}, "experts"),
-    "dare_ties": ("one", {"scaling": 1.0, "drop": 0.0}, "experts"),
+    "dare_ties": ("one", {"scaling": 1.0, "drop": 0.0, "density": 1.0}, "experts"),
     "breadcrumbs": ("one", {"scaling": 1.0, "bottom": 0.0, "top": 0.0}, "experts"),
     "della": ("one", {"scaling": 1.0, "drop": 0.0, "epsilon": 0.0}, "experts"),
     "magmax": ("same", {"scaling": 1.0}, "experts"),
