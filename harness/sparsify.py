@@ -61,16 +61,25 @@ def magnitude_band_mask(vector: torch.Tensor, bottom: float, top: float) -> torc
 def magprune(
     vector: torch.Tensor, drop: float, epsilon: float, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """DELLA's MagPrune on one tensor: entries ranked by magnitude get drop probabilities
-    spaced evenly in [drop − ε/2, drop + ε/2], the largest magnitude the lowest; kept
-    entries are rescaled by 1 / (1 − p_i), so each keeps its expectation."""
+    """DELLA's MagPrune on one tensor: entries ranked by magnitude (within each row of a
+    2-D weight, within the tensor otherwise) get drop probabilities spaced evenly in
+    [drop − ε/2, drop + ε/2], the largest magnitude the lowest; kept entries are
+    rescaled by 1 / (1 − p_i), so each keeps its expectation."""
     if epsilon < 0 or drop - epsilon / 2 < 0 or drop + epsilon / 2 >= 1:
         raise HyperparameterError(
             f"della needs 0 ≤ drop − epsilon/2 and drop + epsilon/2 < 1, "
             f"got drop={drop}, epsilon={epsilon}"
         )
-    count = vector.numel()
-    ranks = magnitude_ranks(vector).to(torch.float32)
+    if vector.ndim == 2:  # rank within each row, DELLA's row-wise ranking
+        count = vector.shape[1]
+        order = torch.argsort(vector.detach().abs(), dim=1, stable=True)
+        ranks = torch.empty_like(order)
+        positions = torch.arange(count, device=vector.device).expand_as(order)
+        ranks.scatter_(1, order, positions)
+        ranks = ranks.to(torch.float32)
+    else:
+        count = vector.numel()
+        ranks = magnitude_ranks(vector).to(torch.float32)
     spread = ranks / (count - 1) if count > 1 else torch.full_like(ranks, 0.5)
     probability = (drop + epsilon / 2) - epsilon * spread  # smallest |τ| → drop + ε/2
     keep = _uniform(vector, generator) >= probability

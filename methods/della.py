@@ -8,15 +8,15 @@ Merging through Magnitude-Based Sampling").
     3. Fuse:  disjoint mean of the τ̃_t that agree with γ
     θ = θ_0 + λ τ_m
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): sampling is magnitude-based
-(higher magnitude, lower drop probability), the rescaling is per entry 1/(1 − p_i), and
-elect/fuse follow TIES. The ranking here is within each tensor (the paper ranks within a
-row of the delta parameters; the tensor is this harness's unit of streaming). Defaults p
-= 0.7, ε = 0.1, λ = 1.0 follow the paper's tuned ranges for its LM merges (drop 0.3–0.9,
-ε 0.1–0.2, λ 0.5–1.1); the grid spans them.
+From the paper: MagPrune ranks the delta parameters by magnitude and gives lower
+magnitudes higher drop probabilities, survivors are rescaled by 1/(1 − p_i), then Elect
+and Fuse follow TIES with a constant λ; the paper finds row-wise ranking best, which is
+what is done for 2-D weights here (other tensors are ranked as a whole). Defaults p =
+0.7, ε = 0.1, λ = 1.0 are our reading of the paper's tuned LM setting (not re-checked
+here); the grid spans drop 0.5–0.9 and λ 0.3–1.0.
 
-Sources: none re-checked in this session; the defaults are to verify.
+Sources: the abstract (ranking, magnitude-dependent drop, 1/(1 − p) rescale) and a
+summary noting row-wise ranking and a constant λ; the defaults are still to verify.
 """
 
 from __future__ import annotations

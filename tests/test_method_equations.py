@@ -118,6 +118,21 @@ def test_della_magprune_drops_small_magnitudes_more_and_keeps_the_expectation():
         magprune(vector, 0.9, 0.4, None)  # 0.9 + 0.2 ≥ 1
 
 
+def test_della_ranks_within_rows_of_a_matrix():
+    # row 0 holds only small magnitudes, row 1 only large ones: ranked per row, both rows
+    # keep about 1 − p of their entries (ranked over the tensor, row 1 would keep more)
+    generator = torch.Generator().manual_seed(3)
+    matrix = torch.stack(
+        [
+            0.01 * torch.rand(50_000, generator=generator) + 0.01,
+            torch.rand(50_000, generator=generator) + 1.0,
+        ]
+    )
+    pruned = magprune(matrix, 0.5, 0.4, torch.Generator().manual_seed(0))
+    kept = (pruned != 0).float().mean(dim=1)
+    assert torch.allclose(kept, torch.tensor([0.5, 0.5]), atol=0.01)
+
+
 # ----------------------------------------------------------------------- MagMax
 def test_magmax_picks_the_largest_magnitude_with_its_sign():
     g = group([0.0, 0.0, 0.0], [1.0, -5.0, 2.0], [-3.0, 4.0, 2.5])
