@@ -14,7 +14,8 @@ setting keeps a band between β = 85% (bottom) and the top γ = 1%, with the mer
 coefficient α tuned on validation. Defaults: β = 0.85, γ = 0.01, α = 0.3 (task
 arithmetic's CLIP value).
 
-Sources: none re-checked in this session beyond the title; the defaults are to verify.
+Sources: the abstract (sparsification removes weight outliers and negligible
+perturbations; no per-task tuning); β = 0.85, γ = 0.01 are still to verify.
 """
 
 from __future__ import annotations
