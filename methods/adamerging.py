@@ -34,7 +34,7 @@ STEPS = Param(500, help="optimisation steps", low=0)
 BATCH_SIZE = Param(16, help="unlabeled test inputs per task per step", low=1)
 
 
-def test_inputs(context: MethodContext, task: str, batch_size: int):
+def unlabeled_stream(context: MethodContext, task: str, batch_size: int):
     """Unlabeled test inputs of ``task``, batch after batch, forever."""
     return cycle(lambda: context.unlabeled_batches(task, "test", batch_size=batch_size))
 
@@ -59,7 +59,7 @@ def adamerging(
     mixer = TaskVectorMixer(context)
     task_heads = heads(context, mixer.tasks)
     coefficients = mixer.initial(granularity, init).requires_grad_(True)
-    streams = {task: test_inputs(context, task, batch_size) for task in mixer.tasks}
+    streams = {task: unlabeled_stream(context, task, batch_size) for task in mixer.tasks}
 
     def loss(step: int) -> torch.Tensor:
         total = torch.zeros((), device=context.device)

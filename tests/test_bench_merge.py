@@ -1,0 +1,30 @@
+"""``harness bench merge`` on a tiny real-shaped architecture: rows, skips, and memory."""
+
+from __future__ import annotations
+
+import torch
+from click.testing import CliRunner
+
+import harness.bench_merge as bench
+
+
+def test_bench_merge_measures_data_free_methods_and_skips_data_based_ones(monkeypatch):
+    monkeypatch.setitem(bench.ARCHS, "tiny-vit", (bench._vit(16, 1, 2, 16), torch.float32))
+    shapes = bench.architecture_shapes("tiny-vit")
+    assert "encoder.layers.0.mlp.fc1.weight" in {n.removeprefix("vision_model.") for n in shapes}
+    rows, model_mib = bench.bench_merge(["weight_average", "regmean"], "tiny-vit", 2)
+    measured, skipped = rows
+    expected = sum(torch.Size(s).numel() for s, d in shapes.values() if d.is_floating_point)
+    assert measured.method == "weight_average" and measured.output_params == expected
+    assert measured.seconds > 0 and measured.peak_rss_mib > 0 and measured.merge_rss_mib >= 0
+    assert skipped.seconds is None and "needs data" in skipped.note
+    lines = bench.format_table(rows, model_mib, 1)
+    assert lines[0].split()[:4] == ["method", "arch", "experts", "seconds"]
+
+
+def test_bench_merge_rejects_unknown_names():
+    from harness.cli import cli
+
+    result = CliRunner().invoke(cli, ["bench", "merge", "--methods", "nope", "--arch", "vit-b-32"])
+    assert result.exit_code != 0
+    assert "unknown method" in str(result.exception or result.output)
