@@ -9,11 +9,12 @@ merged model on unlabeled test inputs of every task:
     layer-wise:  θ(λ)^l = θ_0^l + Σ_t λ_t^l τ_t^l          (l: each parameter tensor)
     min_λ  Σ_t E_{x ∈ test_t} H(softmax(head_t(f(x; θ(λ)))))
 
-Checked against the paper (method and experiment sections, via its public text and
-FusionBench's description): entropy on unlabeled test samples as the surrogate objective,
-the two granularities, coefficients initialised to 0.3 (so step 0 is task arithmetic with
-λ = 0.3), Adam with learning rate 1e-3 and betas (0.9, 0.999), batch size 16 per task,
-500 iterations. Coefficients are kept in [0, 1] after each step. Layer-wise is the
+Checked against the paper's abstract and a reproducibility summary of it: entropy
+minimisation on unlabeled test samples as the surrogate objective, task-wise and
+layer-wise coefficients, the Adam optimizer. Recalled from its experimental setup (the
+exact sentence was cut off in the sources reached): coefficients initialised to 0.3 (so
+step 0 is task arithmetic with λ = 0.3), learning rate 1e-3, betas (0.9, 0.999), batch
+size 16, 500 iterations. Coefficients are kept in [0, 1] after each step. Layer-wise is the
 paper's main variant and the default here. Test *labels* are never read.
 """
 

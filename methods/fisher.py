@@ -11,13 +11,15 @@ p_t is expert t with task t's head; x are N training inputs of task t. With equa
 this is plain averaging. The floor ε keeps coordinates with zero Fisher everywhere at the
 average instead of 0/0.
 
-Checked against the paper (method section, via public summaries): posterior-weighted
-averaging with the diagonal Fisher, the expectation over the model's own predictive
-distribution (not the true label), uniform λ_t by default, and the Fisher estimated from
-a subset of training examples. Here y is drawn once per example from p_t(y|x) (an
-unbiased estimate; ``labels=empirical`` uses the true labels instead), with the run's
-seed. Only one expert's Fisher is held at a time: Σ_t F_t θ_t and Σ_t F_t are running
-sums on the run's device.
+Checked against the paper's abstract (NeurIPS 2022): a Laplace approximation of each
+model's posterior with the Fisher information as precision, so simple averaging is the
+isotropic special case. As recalled from its method section (not re-read here): the
+diagonal Fisher with the expectation over the model's own predictive distribution,
+uniform λ_t, and the Fisher estimated from a subset of training examples; N = 256 is a
+harness choice. Here y is drawn once per example from p_t(y|x) (an unbiased estimate;
+``labels=empirical`` uses the true labels instead), with the run's seed. Only one
+expert's Fisher is held at a time: Σ_t F_t θ_t and Σ_t F_t are running sums on the
+run's device.
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ https://arxiv.org/abs/2203.05482 (Recipe 1, "GreedySoup").
         if ValAcc(average(soup ∪ {θ_i})) ≥ ValAcc(average(soup)):  soup ← soup ∪ {θ_i}
     return average(soup)                       (uniform average of the soup's weights)
 
-Checked against the paper's recipe: ingredients sorted by held-out accuracy, an
-ingredient is kept only if the soup's held-out accuracy does not drop, the soup is the
-uniform weight average. In this multi-task harness the merged model serves every task,
-so "validation accuracy" is the mean over tasks of each task's validation accuracy with
-its own head. Validation labels are read; test labels never are.
+The recipe as recalled from the paper (not re-read in this session): ingredients
+sorted by held-out accuracy, an ingredient kept only if the soup's held-out accuracy
+does not drop, the soup the uniform weight average. In this multi-task harness the
+merged model serves every task, so "validation accuracy" is the mean over tasks of each
+task's validation accuracy with its own head. Validation labels are read; test labels never are.
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ descent so that only a few experts are in memory at a time:
 round moves the soup within the hyperplane while holding the soup and m experts only.
 The layer-wise variant (MEHL-Soup+) learns one α per expert and parameter block.
 
-Checked against the paper's abstract and summaries: hyperplane-constrained soup
-coefficients, memory-efficient training by loading a mini-batch of models per step.
+Checked against the paper's abstract and summaries: the learned soup recast as a
+hyperplane optimisation problem, block coordinate gradient descent that loads only a few
+fine-tuned models per iteration and builds one combined model's graph, and the
+layer-wise extension MEHL-Soup+.
 Implementation choices (the paper's schedule was not confirmed): m = 2 experts per
 round, 20 rounds of 10 Adam steps with learning rate 0.05, 16 validation examples per
 task per step.
