@@ -92,7 +92,7 @@ class TaskVectorMixer:
     def state(self, coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
         """The merged state (pool names, stored dtypes) for final evaluation."""
         with torch.no_grad():
-            merged = {name: t.detach() for name, t in self.merged(coefficients).items()}
+            merged = {name: t.detach().cpu() for name, t in self.merged(coefficients).items()}
         return self.context.pool.output_state(merged)
 
 
