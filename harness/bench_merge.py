@@ -319,8 +319,15 @@ def bench_merge(
                         note="per-task models" if results[0]["per_task"] else "",
                     )
                 )
-            if log:
-                log(f"{name}: done")
+            if log:  # figures as they come, so an interrupted run still reports them
+                row = rows[-1]
+                if row.seconds is None:
+                    log(f"{name}: skipped ({row.note})")
+                else:
+                    log(
+                        f"{name}: {row.seconds:.2f} s, peak RSS {row.peak_rss_mib:.0f} MiB "
+                        f"(merge +{row.merge_rss_mib:.0f} MiB)"
+                    )
     del count
     return rows, model_mib
 
