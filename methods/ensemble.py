@@ -4,12 +4,18 @@
 
 The standard upper-cost baseline of multi-task model merging papers (e.g. the "ensemble"
 rows of the Model Soups paper, https://arxiv.org/abs/2203.05482, which average the
-models' logits). Scored with one task's head, averaging the logits of T experts is
-averaging their features before the head whenever the head is affine (a linear
-classifier, as every suite's frozen head here): head(mean f_t) = mean head(f_t). So the
-module returned per task outputs the mean of the experts' features, and the suite's
-head then yields exactly the mean logits. Storing T models is T − 1 models more than a
-merged model, counted as extra parameters; inference costs T forward passes.
+models' logits). The suite applies the task's head to whatever the module returns, so
+the module returns the features whose head output is the mean logits:
+
+- an affine head (``nn.Linear``): head(mean_t f_t) = mean_t head(f_t) exactly, so the
+  module averages the experts' features;
+- a CLIP zero-shot head, s · normalise(f) Wᵀ (no bias): the module averages the
+  *normalised* features g = mean_t normalise(f_t); then head(g) = mean_t head(f_t) / ‖g‖,
+  the mean logits times a positive number per input, so predictions and accuracy are
+  exactly those of logit averaging (only the logits' scale differs).
+
+Storing T models is T − 1 models more than a merged model, counted as extra parameters;
+inference costs T forward passes.
 """
 
 from __future__ import annotations
@@ -24,14 +30,18 @@ from harness.registry import register_method
 
 
 class FeatureEnsemble(nn.Module):
-    """Mean of several backbones' features (= mean logits under an affine head)."""
+    """Mean of several backbones' features, L2-normalised first if ``normalize``."""
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Sequence[nn.Module], normalize: bool = False) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.normalize = normalize
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(inputs) for member in self.members]).mean(dim=0)
+        features = torch.stack([member(inputs) for member in self.members])
+        if self.normalize:
+            features = nn.functional.normalize(features, dim=-1)
+        return features.mean(dim=0)
 
 
 @register_method(
@@ -42,16 +52,20 @@ class FeatureEnsemble(nn.Module):
 )
 def ensemble(context: MethodContext) -> Solution:
     pool = context.pool
-    shared: dict[str, FeatureEnsemble] = {}
+    built: dict[bool, FeatureEnsemble] = {}
 
     def module(task: str) -> nn.Module:
-        if "all" not in shared:
+        normalize = not isinstance(context.head(task), nn.Linear)  # see the docstring
+        if not built:
             members = [context.build_model(pool.expert_state(t)) for t in pool.tasks]
-            shared["all"] = FeatureEnsemble(members).eval()
-        return shared["all"]
+            built[normalize] = FeatureEnsemble(members, normalize).eval()
+        elif normalize not in built:
+            members = list(next(iter(built.values())).members)
+            built[normalize] = FeatureEnsemble(members, normalize).eval()
+        return built[normalize]
 
     return Solution(
         task_modules=module,
         extra_parameters=(len(pool.tasks) - 1) * pool.num_parameters(),
-        info={"members": list(pool.tasks), "combination": "mean logits (affine heads)"},
+        info={"members": list(pool.tasks), "combination": "mean logits"},
     )

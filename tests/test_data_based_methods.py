@@ -345,3 +345,19 @@ def test_twin_routes_per_input_and_full_rank_reproduces_the_experts(tiny_context
     stored += sum(v.numel() for v in model.dense.values())
     stored += sum(p.numel() for p in model.router.parameters())
     assert solution.extra_parameters == stored
+
+
+def test_ensemble_under_a_normalising_zero_shot_head_predicts_as_logit_averaging(tiny_context):
+    from harness.zeroshot import ZeroShotHead
+    from methods.ensemble import FeatureEnsemble
+
+    pool = tiny_context.pool
+    members = [tiny_context.build_model(pool.expert_state(t)) for t in pool.tasks]
+    head = ZeroShotHead(torch.randn(5, 16))
+    inputs = next(iter(tiny_context.unlabeled_batches("c", "test", limit=16)))
+    with torch.no_grad():
+        got = head(FeatureEnsemble(members, normalize=True)(inputs))
+        mean = torch.stack([head(member(inputs)) for member in members]).mean(0)
+    ratio = got / mean
+    assert torch.all(ratio > 0) and _close(ratio, ratio[:, :1].expand_as(ratio), atol=1e-4)
+    assert torch.equal(got.argmax(-1), mean.argmax(-1))
