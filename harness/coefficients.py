@@ -43,6 +43,8 @@ class TaskVectorMixer:
         """``anchor`` replaces θ_0 (vectors become θ_t − anchor); ``model`` reuses a built
         backbone (its parameters are never modified)."""
         pool = context.pool
+        # The backbone first: it fails fast (e.g. without a suite) before T models load.
+        self.model = model if model is not None else context.build_model(pool.base_state())
         self.context = context
         self.device = context.device
         self.tasks = list(tasks) if tasks is not None else list(pool.tasks)
@@ -57,7 +59,6 @@ class TaskVectorMixer:
                 self.vectors[name] = torch.stack(
                     [pool.expert_tensor(task, name).to(self.device) - base for task in self.tasks]
                 )
-        self.model = model if model is not None else context.build_model(pool.base_state())
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.buffers = {name: b for name, b in self.model.named_buffers()}
