@@ -21,7 +21,7 @@ from harness.suite import SuiteContext
 from harness.zeroshot import zeroshot_weights
 from tasks import clip_datasets as data
 from tasks.clip_datasets import VIT8, LabelOrderError, check_label_names
-from tests.clip_mirror import build_mirror, save_dataset
+from tests.clip_mirror import build_mirror, dataset_label_names, save_dataset
 
 
 @pytest.fixture(scope="session")
@@ -273,18 +273,7 @@ def test_label_order_mismatch_fails_with_one_line(clip_env, tmp_path):
 
 def test_label_names_may_differ_in_wording_but_not_in_count():
     eurosat = data.TASKS["eurosat"]
-    short = [
-        "AnnualCrop",
-        "Forest",
-        "HerbaceousVegetation",
-        "Highway",
-        "Industrial",
-        "Pasture",
-        "PermanentCrop",
-        "Residential",
-        "River",
-        "SeaLake",
-    ]
+    short = dataset_label_names("eurosat")  # the hub copy's short EuroSAT names
     check_label_names(eurosat, short, data.classnames("eurosat"), "eurosat")
     with pytest.raises(LabelOrderError, match="9 classes"):
         check_label_names(eurosat, short[:9], data.classnames("eurosat"), "eurosat")
