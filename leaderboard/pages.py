@@ -129,13 +129,25 @@ class SiteBuilder:
         same = [c for c in cells if c.method == cell.method]
         return cell.method if len(same) == 1 else f"{cell.method} · {cell.setting}"
 
-    def _plots(self, cells: list[Cell]) -> tuple[list[dict[str, Any]], dict[str, list[bool]]]:
+    @staticmethod
+    def _whole_suite(suite: SuiteInfo, cells: list[Cell]) -> list[Cell]:
+        """Cells scored on the suite's whole task list: only their averages compare (a run
+        on two of eight tasks is not better for having a higher mean over those two)."""
+        full = set(suite.tasks) or max((set(c.tasks) for c in cells), key=len, default=set())
+        return [c for c in cells if set(c.tasks) == full]
+
+    def _plots(
+        self, suite: SuiteInfo, cells: list[Cell]
+    ) -> tuple[list[dict[str, Any]], dict[str, list[bool]]]:
         plots, fronts = [], {}
+        whole = {id(c) for c in self._whole_suite(suite, cells)}
         for measure, label, formatter, tick_format in COSTS:
             usable = [
                 c
                 for c in cells
-                if c.stat("average").mean is not None and c.stat(measure).mean is not None
+                if id(c) in whole
+                and c.stat("average").mean is not None
+                and c.stat(measure).mean is not None
             ]
             points = [
                 Point(
@@ -166,7 +178,7 @@ class SiteBuilder:
         for cell in cells:
             tasks.extend(t for t in cell.tasks if t not in tasks)
         published = _published_index(suite)
-        _, fronts = self._plots(cells)
+        _, fronts = self._plots(suite, cells)
         columns = [
             Column("method", "method"),
             Column("family", "family"),
@@ -330,9 +342,12 @@ class SiteBuilder:
         suite_rows = []
         for name in sorted(self.suites):
             suite, cells, slug = self.suites[name], by_suite.get(name, []), self.suite_pages[name]
+            whole = self._whole_suite(suite, cells)
+            whole_ids = {id(c) for c in whole}
+            cells = whole + [c for c in cells if id(c) not in whole_ids]  # subsets rank after
             results = self.suite_table(suite, cells, slug)
             published = self.published_table(suite, cells, slug)
-            plots, _ = self._plots(cells)
+            plots, _ = self._plots(suite, cells)
             self.site.tables += [results, published]
             self.site.pages.append(
                 Page(

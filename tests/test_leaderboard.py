@@ -550,3 +550,23 @@ def test_validate_names_a_misplaced_record(tmp_path: Path) -> None:
     assert failed.exit_code == 1
     assert f"{moved}: run_id, suite.name, method.name:" in failed.output
     assert f"<results>/{SUITE}/ties/{path.name}" in failed.output
+
+
+def test_a_run_on_some_tasks_never_outranks_whole_suite_runs(
+    tmp_path: Path, toy_registry: None
+) -> None:
+    """Means over different task lists do not compare: a two-of-eight run (``--only``)
+    ranks after whole-suite runs and stays off the Pareto front."""
+    results = tmp_path / "results"
+    write_record(results, make_record("ties", metrics=(80.0, 60.0)))
+    subset = make_record("slerp", metrics=(99.0, 99.0), method_s=0.001, run_id="slerp__only_a")
+    subset["suite"]["tasks"] = ["a"]
+    subset["tasks"] = {"a": subset["tasks"]["a"]}
+    subset["average"], subset["normalized_average"] = 99.0, 110.0
+    write_record(results, subset)
+    build_site(results, tmp_path / "site")
+    rows = read_csv(tmp_path / "site" / "data" / f"suite-{SUITE}.csv")
+    assert [r["method"] for r in rows] == ["ties", "slerp"]
+    slerp = row_for(rows, "slerp")
+    assert slerp["pareto_method_s"] == "False" and slerp["pareto_extra_parameters"] == "False"
+    assert row_for(rows, "ties")["pareto_method_s"] == "True"
