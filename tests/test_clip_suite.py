@@ -44,6 +44,14 @@ def run_cli(*args: str):
     return result
 
 
+def eval_vit8(method: str, mirror: Path, results: Path, *extra: str):
+    """`harness eval` on vit8 from a mirror, on CPU: the path an offline user takes."""
+    return run_cli(
+        "eval", "--method", method, "--tasks", "vit8", *extra,
+        "--mirror", str(mirror), "--results", str(results), "--device", "cpu", "--quiet",
+    )  # fmt: skip
+
+
 def suite_for(mirror: Path, name: str = "vit8", **options):
     suite = SUITES.get(name).obj(SuiteContext(mirror=mirror, progress=False, options=options))
     return suite
@@ -109,20 +117,7 @@ def reference_accuracy(mirror: Path, task: str, vision_dir: Path | None = None) 
 def test_eval_vit8_through_the_mirror_matches_a_plain_reference_loop(clip_env):
     root, mirror = clip_env
     results = root / "results"
-    result = run_cli(
-        "eval",
-        "--method",
-        "pretrained",
-        "--tasks",
-        "vit8",
-        "--mirror",
-        str(mirror),
-        "--results",
-        str(results),
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    result = eval_vit8("pretrained", mirror, results)
     assert result.exception is None, result.output
     record = json.loads(next(results.rglob("*.json")).read_text())
     assert record["suite"]["checkpoint_set"] == "transformers:openai/clip-vit-base-patch32"
@@ -148,26 +143,10 @@ def test_merging_method_runs_on_vit8_and_reuses_heads_and_stores(clip_env):
     root, mirror = clip_env
     results = root / "results-ties"
     heads_before = set((cache_dir() / "zeroshot-heads").iterdir())
-    result = run_cli(
-        "eval",
-        "--method",
-        "ties",
-        "--tasks",
-        "vit8",
-        "--only",
-        "mnist,dtd",
-        "--set",
-        "scaling=0.3",
-        "--set",
-        "density=0.2",
-        "--mirror",
-        str(mirror),
-        "--results",
-        str(results),
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    result = eval_vit8(
+        "ties", mirror, results, "--only", "mnist,dtd", "--set", "scaling=0.3",
+        "--set", "density=0.2",
+    )  # fmt: skip
     assert result.exception is None, result.output
     record = json.loads(next(results.rglob("*.json")).read_text())
     assert set(record["tasks"]) == {"mnist", "dtd"}
@@ -250,22 +229,7 @@ def test_label_order_mismatch_fails_with_one_line(clip_env, tmp_path):
     names = data.classnames("mnist")
     names[3], names[5] = names[5], names[3]
     save_dataset(other, "mnist", label_names=names)
-    result = run_cli(
-        "eval",
-        "--method",
-        "pretrained",
-        "--tasks",
-        "vit8",
-        "--only",
-        "mnist",
-        "--mirror",
-        str(other),
-        "--results",
-        str(tmp_path / "r"),
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    result = eval_vit8("pretrained", other, tmp_path / "r", "--only", "mnist")
     assert isinstance(result.exception, LabelOrderError)
     message = str(result.exception)
     assert "label 3 is '5'" in message and "ylecun/mnist" in message and "\n" not in message
