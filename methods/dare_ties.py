@@ -9,12 +9,15 @@ Absorbing Abilities from Homologous Models as a Free Lunch").
     θ   = θ_0 + λ τ_m
 
 The paper uses DARE as a plug-in in front of an existing merge: DARE sparsifies each
-task vector, then TIES-Merging runs unchanged (``methods.ties``). With the defaults p =
-0.9 and k = 0.2 the trim keeps every DARE survivor (only 10% survive), so it only bites
-when k < 1 − p; the exact whole-model threshold is computed over the DARE'd vectors in
-two streaming passes (the same seeded draws as the merge). Defaults: p = 0.9 (see
-``dare_ta``), k = 0.2 and λ = 0.3 (TIES' CLIP values). Sources checked: the DARE paper's
-abstract and method (drop-and-rescale as a plug-in before existing merging methods).
+task vector, then TIES-Merging runs unchanged (``methods.ties``), trim included; this is
+the authors' ``mask_merging`` with ``mask_apply_method=ties_merging`` (yule-BUAA/MergeLM,
+``merge_plms_glue.py``), which reuses the TIES hyperparameters tuned without DARE and
+searches only p. The exact whole-model threshold is computed over the DARE'd vectors in
+two streaming passes (the same seeded draws as the merge). With p = 0.5 and k = 0.2 the
+trim keeps the top 20% of the ~50% DARE survivors; it only bites when k < 1 − p.
+Defaults: p = 0.5 (see ``dare_ta``: FusionBench's CLIP value; its
+``config/method/dare/ties_merging.yaml`` also uses sparsity_ratio 0.5), k = 0.2 and λ =
+0.3 (TIES' CLIP values, as in ``methods.ties``).
 """
 
 from __future__ import annotations
