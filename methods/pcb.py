@@ -11,16 +11,18 @@ entries and Softmax over them:
     τ_m  = Σ_i β̂_i ⊙ τ_i / Σ_i β̂_i
     θ    = θ_0 + λ τ_m
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): intra-balancing squares a
-task's own entries with temperature N, inter-balancing sums the similarity with every
-task, low-scoring parameters are dropped and the rest merged by their score-weighted
-average. Here the scores are computed per tensor (the streaming unit) with Norm = (x −
-mean)/std; the kept fraction r = 0.1 follows the commonly used PCB setting (pcb_ratio
-0.1), grid 0.05–0.2. λ = 1.0 by default (τ_m is already a weighted mean), grid 0.3–1.5;
-not verified against the paper's tables.
-
-Sources: r = 0.1 is the pcb_ratio of FusionBench's PCB integration.
+The equations above are the paper's method section as this file states them; its text
+could not be re-read in this session. What was checked is the authors' code
+(duguodong7/pcb-merging, ``pcb-merging.py`` ``PCB_merge``), which differs in details:
+it works on the whole flattened model (not per tensor), clamps |τ| at the 0.01% / 99.99%
+quantiles first and merges the clamped τ; Norm is min-max scaling; intra = exp(N ·
+Norm(|τ_i|)²) (Softmax without its constant normaliser); inter = tanh(τ_i ⊙ Σ_j τ_j)
+instead of Σ_j Softmax(Norm(τ_i ⊙ τ_j)); the kept top-r scores are min-max rescaled
+(the threshold maps to 0) before the weighted mean. The harness keeps the paper's
+equations, per tensor (the streaming unit), with Norm = (x − mean)/std. Defaults: r =
+0.1 is ``PCB_merge``'s default pcb_ratio (their ViT script with evolutionary λ search
+uses 0.05; both are in the grid); λ = 1.0 lies in their range (the script searches
+per-task λ in [0.8, 1.3] starting at 1.0), grid 0.3–1.5.
 """
 
 from __future__ import annotations
