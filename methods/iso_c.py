@@ -8,14 +8,16 @@ For each 2-D weight matrix:
     Δ_iso = σ̄ U Vᵀ                            flatten the spectrum (isotropic)
     θ     = θ_0 + α Δ_iso
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): ISO-C replaces all singular
-values of the summed task vector by their mean, keeping its singular vectors, so every
-direction (and task) gets the same weight; α is chosen on validation data (default 1.0,
-grid 0.5–2.0). Non-matrix tensors use the mean of the task vectors (the averaging
-fall-back).
-
-Sources: α = 1.0 is also FusionBench's ISO-C default.
+ISO-C replaces all singular values of the summed task vector by their mean, keeping
+its singular vectors, so every direction (and task) gets the same weight. Checked
+against FusionBench's port of the authors' code
+(``fusion_bench/method/isotropic_merging/iso_utils.py`` ``iso_c``): the SVD is of the
+sum Σ_t τ_t for 2-D matrices, every other tensor is the mean of the task vectors, and
+α = 1.0 is its default (``config/method/isotropic_merging/iso_c.yaml``). The authors'
+repo (danielm1405/iso-merging, ``config/method/iso_c.yaml``) carries no α: it is chosen
+on validation data, as the grid here does (0.5–2.0). Note: the TSV authors' repo
+(AntoAndGar/task_singular_vectors ``src/utils/iso.py``) decomposes the mean instead,
+which only rescales σ̄ by 1/T (absorbed by α).
 """
 
 from __future__ import annotations

@@ -3,22 +3,27 @@ Common and Task-Specific Subspaces").
 
 For each 2-D weight matrix with r = min(m, n), T tasks, common fraction c:
 
-    Δ = Σ_t τ_t = U Σ Vᵀ;    k = ⌊c r⌋: the common subspace U_cm = U[:, :k], V_cm
+    s = round((r − ⌊c r⌋) / T),  k = r − T s    (the common part takes the remainder)
+    Δ = Σ_t τ_t = U Σ Vᵀ;    the common subspace U_cm = U[:, :k], V_cm
     τ̄_t = τ_t − U_cm U_cmᵀ τ_t                 each task outside the common subspace
-    s = ⌊(r − k) / T⌋: top-s singular triplets (U_t, Σ_t, V_t) of each τ̄_t
+    top-s singular triplets (U_t, Σ_t, V_t) of each τ̄_t
     U* = orth([U_cm, U_1 … U_T]),  V* = orth([V_cm, V_1 … V_T])   (polar factors)
     σ̄ = mean of all kept singular values [Σ[:k], Σ_1 … Σ_T]
     θ = θ_0 + α σ̄ U* V*ᵀ
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): ISO-CTS keeps the top
-singular directions of the summed task vector as a common subspace (fraction 0.8 of the
-rank is the paper's default), fills the rest of the rank with each task's most
-significant directions orthogonal to it, orthogonalises the combined bases and applies
-ISO-C's isotropic (flat) spectrum; α is chosen on validation (default 1.0). Non-matrix
-tensors use the mean of the task vectors, as in ISO-C.
-
-Sources: c = 0.8 and α = 1.0 are also FusionBench's ISO-CTS defaults.
+ISO-CTS keeps the top singular directions of the summed task vector as a common
+subspace, fills the rest of the rank with each task's most significant directions
+orthogonal to it, orthogonalises the combined bases (polar factors, via SVD) and applies
+ISO-C's flat spectrum. Checked against FusionBench's port of the authors' code
+(``fusion_bench/method/isotropic_merging/iso_utils.py`` ``iso_cts``; the authors' repo
+danielm1405/iso-merging ``config/method/iso_cts.yaml``: common_space_fraction 0.8, and
+its README command ``method.common_space_fraction=0.8``): the common size is adjusted
+so that the task-specific part divides evenly, s = round((r − ⌊c r⌋)/T) per task and k =
+r − T s, so the kept directions fill exactly the rank r (this file used k = ⌊c r⌋ and
+s = ⌊(r − k)/T⌋ before); the sum (not the mean) gives the common subspace; only the
+left projection U_cm U_cmᵀ is removed; non-matrix tensors are averaged. Defaults: c =
+0.8 and α = 1.0 (FusionBench's ``config/method/isotropic_merging/iso_cts.yaml``; the
+authors' configs carry no α, which their runner picks on validation data).
 """
 
 from __future__ import annotations
@@ -44,10 +49,8 @@ def iso_cts_matrix(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
     rank = min(vectors[0].shape)
     total = torch.stack(vectors).sum(dim=0)
     u, s, vh = svd(total)
-    k = int(common * rank)
-    per_task = (rank - k) // len(vectors)
-    if per_task == 0:  # no room for task-specific directions: ISO-C on the common part
-        k = rank
+    per_task = min(round((rank - int(common * rank)) / len(vectors)), rank // len(vectors))
+    k = rank - per_task * len(vectors)  # the common part absorbs the remainder
     us, ss, vs = [u[:, :k]], [s[:k]], [vh[:k].T]
     if per_task > 0:
         for vector in vectors:

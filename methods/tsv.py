@@ -10,14 +10,15 @@ For each 2-D weight matrix, with T tasks and r = min(m, n):
                                                of U = P_U S_U Q_Uᵀ (same for V)
     θ  = θ_0 + α U⊥ Σ V⊥ᵀ
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): TSV-Merge keeps a 1/T share
-of each task's singular components (the low-rank TSV-C compression), decorrelates the
-concatenated singular vectors by orthogonalising U and V (Procrustes / whitening), and
-adds the result with α = 1.0. Non-matrix tensors (biases, norms, other shapes) use the
-mean of the task vectors, the averaging fall-back. Defaults: f = 1.0, α = 1.0.
-
-Sources: the abstract (TSV-C keeps ~10% of each layer; TSV-M decorrelates TSVs).
+Checked against the authors' code (AntoAndGar/task_singular_vectors,
+``src/utils/TSVM_utils.py`` ``compute_and_sum_svd_mem_reduction``): for each 2-D weight
+(CLIP's ``text_projection`` excluded) each task keeps its top int(r / T) singular
+triplets, the concatenated U and V are replaced by their orthogonal polar factors
+(computed as P Qᵀ from an SVD of each) and the merged layer is U⊥ diag(Σ) V⊥ᵀ; every
+non-matrix tensor is the running mean of the task vectors, as here. f = 1.0 reproduces
+int(r / T). α = 1.0: the update is added unscaled by default; their runner
+(``config/config.yaml``: specify_lambda None, n_eval_points 31) can also pick α on
+validation data, as the grid here does.
 """
 
 from __future__ import annotations

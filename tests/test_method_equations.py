@@ -253,6 +253,12 @@ def test_iso_cts_common_and_task_specific_subspaces():
     assert torch.allclose(out, 2.625 * torch.eye(4), atol=1e-5)
     # c = 1: no task-specific room, ISO-C
     assert torch.allclose(iso_cts_matrix([a, b], 1.0), isotropic(a + b), atol=1e-5)
+    # r = 5, c = 0.5: s = round((5 − 2) / 2) = 2 per task, so k = 5 − 2·2 = 1 (the authors'
+    # rounding: the kept directions fill the rank). Δ = diag(7, 2, 1, 0.6, 0.5): common
+    # e1 (σ 7); a adds e3, e4 (σ 1, 0.6), b adds e2, e5 (σ 2, 0.5); σ̄ = 11.1 / 5 = 2.22
+    a = torch.diag(torch.tensor([4.0, 0.0, 1.0, 0.6, 0.0]))
+    b = torch.diag(torch.tensor([3.0, 2.0, 0.0, 0.0, 0.5]))
+    assert torch.allclose(iso_cts_matrix([a, b], 0.5), 2.22 * torch.eye(5), atol=1e-5)
 
 
 def test_low_rank_is_the_truncated_svd():
