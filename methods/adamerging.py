@@ -9,13 +9,20 @@ merged model on unlabeled test inputs of every task:
     layer-wise:  θ(λ)^l = θ_0^l + Σ_t λ_t^l τ_t^l          (l: each parameter tensor)
     min_λ  Σ_t E_{x ∈ test_t} H(softmax(head_t(f(x; θ(λ)))))
 
-Checked against the paper's abstract and a reproducibility summary of it: entropy
-minimisation on unlabeled test samples as the surrogate objective, task-wise and
-layer-wise coefficients, the Adam optimizer. Recalled from its experimental setup (the
-exact sentence was cut off in the sources reached): coefficients initialised to 0.3 (so
-step 0 is task arithmetic with λ = 0.3), learning rate 1e-3, betas (0.9, 0.999), batch
-size 16, 500 iterations. Coefficients are kept in [0, 1] after each step. Layer-wise is the
-paper's main variant and the default here. Test *labels* are never read.
+Checked against the authors' code (EnnengYang/AdaMerging,
+``src/main_layer_wise_adamerging.py``): the
+pretrained weights keep coefficient 1, every task (and layer) coefficient starts at
+``prior = 0.3`` (step 0 is task arithmetic with λ = 0.3), Adam with lr 1e-3, betas
+(0.9, 0.999), no weight decay, 500 iterations; each iteration sums over tasks the mean
+softmax entropy of unlabeled test batches of 16 (``batch_size=16``). Coefficients are
+used clamped to [0, 1]. Layer-wise is the paper's main variant and the default here.
+FusionBench's ``config/method/adamerging/clip.yaml`` has the same lr, init and batch
+size (its max_steps is 1000). Test *labels* are never read.
+
+Deviations: the authors clamp in the forward pass (``torch.clamp`` of the raw
+parameter), here the coefficients are projected onto [0, 1] after each step; their loop
+reads two batches per task per iteration (``if i > 0: break`` after the second), i.e.
+32 inputs per task per step, here ``batch_size`` = 16 inputs per task per step.
 """
 
 from __future__ import annotations
