@@ -5,18 +5,19 @@ TALL masks (see ``tall_masks``) say which tasks use each weight. Weights used by
 than k tasks are "selfish" (one task only) or "catastrophic" (none) and are removed from
 the merged vector:
 
-    m_t   = 1{ |τ_t| ≥ λ · |τ_MTL − τ_t| },    τ_MTL = Σ_t τ_t
+    m_t   = 1{ |τ_t| > λ · |τ_MTL − τ_t| },    τ_MTL = Σ_t τ_t
     m_cons = 1{ Σ_t m_t ≥ k }
     θ     = θ_0 + α · m_cons ⊙ τ_MTL            (Consensus task arithmetic)
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): k = 2 is the paper's choice
-(keep weights relevant to at least two tasks), the TALL masks use the same λ as
-TALL-mask compression (default 0.4, the middle of the paper's [0.2, 0.6]); α is task
-arithmetic's coefficient (default 0.3, the CLIP value, with its grid). One model, no
-per-task storage.
-
-Sources: the abstract (weights selected by more than one mask are kept).
+Checked against the authors' code (nik-dim/tall_masks, ``config/method/consensus.yaml``:
+prun_thre_k 2; ``src/utils/tallmask_utils.py`` ``construct_consensus_mask``: a weight
+is kept where the number of tasks whose TALL mask holds is ≥ k; ``src/eval/
+aggregation.py``: the kept τ_MTL is the plain sum, k = 100 so no top-k filtering, and
+its coefficient is picked on validation data like task arithmetic's). The TALL masks
+are the per-task-λ masks stored by their TALL-mask run; here one λ is used for all
+tasks, the same default as ``tall_masks`` (0.4, the middle of their {0.2, …, 0.6}). α
+is task arithmetic's coefficient (default 0.3, the CLIP value, with its grid). One
+model, no per-task storage.
 """
 
 from __future__ import annotations

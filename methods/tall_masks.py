@@ -4,20 +4,20 @@ Merging and Compression").
 A merged multi-task vector τ_MTL = Σ_t τ_t (task arithmetic's) plus one binary mask per
 task that localises the task's information in it:
 
-    m_t = 1{ |τ_t| ≥ λ · |τ_MTL − τ_t| }          (element-wise)
+    m_t = 1{ |τ_t| > λ · |τ_MTL − τ_t| }          (element-wise, strict)
     θ_t = θ_0 + α · m_t ⊙ τ_MTL                    (the model that serves task t)
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): the mask compares a task's
-own update with the rest of the merged vector, scaled by λ; the paper tunes λ_t per task
-in [0.2, 0.6] on validation data, here one λ for all tasks is chosen from that range
-(default 0.4, its middle). α = 1 reconstructs the experts where their masks hold (grid
-0.5–1.0).
+Checked against the authors' code (nik-dim/tall_masks, ``src/utils/tallmask_utils.py``
+``generate_task_masks`` and ``construct_tall_mask``, ``src/eval/aggregation.py``): the
+mask is ``|θ_0 − θ_t| > |θ_MTL − θ_t| · λ`` (strict; this file used ≥ before, which
+differs only at ties such as entries where every τ_t is 0) with θ_MTL = θ_0 + Σ_t τ_t
+(task arithmetic's sum, unscaled, k = 100 so no top-k filtering); λ is chosen per task on
+validation data from {0.2, 0.3, 0.4, 0.5, 0.6}; the masked τ_MTL is applied with
+scaling 1.0. Here one λ for all tasks is chosen from that range (default 0.4, its
+middle), and α = 1 is the authors' value (grid 0.5–1.0).
 
 Storage: θ_0 and τ_MTL (one model more than a single merged model) and N binary masks
 (P bits each, ``mask_parameters``). Task states are built lazily, tensor by tensor.
-
-Sources: the abstract (TALL masks applied to the multi-task vector retain >99% accuracy).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ SCALING = Param(
 def tall_masks(vectors: torch.Tensor, tall_lambda: float) -> torch.Tensor:
     """Boolean masks m_t (tasks first) of task vectors stacked along dim 0."""
     total = vectors.sum(dim=0)
-    return vectors.abs() >= tall_lambda * (total - vectors).abs()
+    return vectors.abs() > tall_lambda * (total - vectors).abs()
 
 
 @register_method(

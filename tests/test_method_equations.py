@@ -172,8 +172,11 @@ def test_tall_masks_and_consensus():
     # τ_MTL = (1.9, 3.1, 0.1); |τ_MTL − τ_t| = (0.9, 3.0, 1.9), (1.0, 3.1, 2.1), (1.9, 0.1, 0)
     masks = tall_masks(vectors, 1.0)
     assert masks.tolist() == [[True, False, True], [False, False, False], [False, True, True]]
-    masks = tall_masks(vectors, 0.5)  # |τ_t| ≥ 0.5 · rest
+    masks = tall_masks(vectors, 0.5)  # |τ_t| > 0.5 · rest
     assert masks.tolist() == [[True, False, True], [True, False, True], [False, True, True]]
+    # strict, as the authors' code: ties (|τ_t| = λ |rest|, all-zero entries) are not kept
+    ties = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # |1| = 1 · |2 − 1|;  0 = 0
+    assert tall_masks(ties, 1.0).tolist() == [[False, False], [False, False]]
     g = group([0.0, 0.0, 0.0], *vectors)
     # λ = 0.5: weights used by ≥ 2 tasks are entries 0 and 2
     out = merge(consensus, g, scaling=1.0, k=2, tall_lambda=0.5)
