@@ -8,18 +8,22 @@ Model Merging"): Elect, Mask, Rescale.
     Rescale: λ_t   = Σ |τ_t| / Σ |M_t ⊙ τ_uni|                  (sums over the whole model)
     Serve:   θ_t   = θ_0 + λ_t · M_t ⊙ τ_uni
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): the unified vector takes the
-largest magnitude among the entries agreeing with the elected sign; masks keep the
-positions where a task agrees with τ_uni; the rescaler matches the task vector's total
-absolute value. It is tuning free (no hyperparameters). λ_t needs whole-model sums,
-computed in one streaming pass (``harness.task_vectors.stream_sums``); task states are
-then built lazily.
+The unified vector takes the largest magnitude among the entries agreeing with the
+elected sign; masks keep the positions where a task agrees with τ_uni; the rescaler
+matches the task vector's total absolute value; no hyperparameters. Checked against the
+authors' code (harveyhuang18/EMR_Merging, ``merge_vit/src/main_emr_merging.py``
+``emr_merge``): elect, mask and the per-task reconstruction θ_0 + λ_t · M_t ⊙ τ_uni are
+as above. Two details differ there and are not followed here: the elected sign is
+``(mean > 0) * 2 − 1`` (an entry whose sum is 0 gets −1; here sgn gives 0 and τ_uni is 0
+there), and λ_t divides sums over tensors of per-tensor *means* of |τ_t| and |M_t ⊙
+τ_uni| (each tensor weighs equally), where this file uses the sums over all entries of
+the model as in the equation above; the paper's text could not be re-read in this
+session to settle which one it states. λ_t needs whole-model sums, computed in one
+streaming pass (``harness.task_vectors.stream_sums``); task states are then built
+lazily.
 
 Storage: θ_0 and τ_uni (one model more than a single merged model), N binary masks (P
 bits each) and N scalars.
-
-Sources: none re-checked in this session beyond the title.
 """
 
 from __future__ import annotations

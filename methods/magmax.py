@@ -4,13 +4,11 @@ Continual Learning").
     τ_max[j] = τ_{t*}[j]  with  t* = argmax_t |τ_t[j]|     (per parameter j)
     θ        = θ_0 + λ τ_max
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): each parameter takes the
-task-vector entry of largest magnitude, sign included. λ = 0.5 is the value of the
-authors' eight-dataset setting.
-
-Sources: λ = 0.5 matches the authors' released eight-dataset script, as cited by
-FusionBench's magmax config.
+Each parameter takes the task-vector entry of largest magnitude, sign included.
+Checked against the authors' code (danielm1405/magmax, ``merge_8datasets.py``):
+``merge_max_abs`` is applied with the single scaling coefficient 0.5 in the eight-dataset
+setting (their commented-out search spans 0.05–1.0), so λ = 0.5 is the default here;
+FusionBench's ``config/method/magmax/magmax.yaml`` cites the same script and value.
 """
 
 from __future__ import annotations
