@@ -7,15 +7,19 @@ Per layer (tensor), with k fine-tuned models and the pretrained anchor θ_0:
     t     = k cos θ / (1 + (k − 1) cos θ)
     θ     = t · (1/k) Σ_i θ_i + (1 − t) · θ_0
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): the interpolation ratio t
-comes from the angle between fine-tuned weights measured from the pretrained weights,
-per layer, and the merged weights move from the average toward the pretrained anchor. No
-hyperparameters. With k = 1 (or identical experts, cos θ = 1) t = 1. A negative mean
-cosine (no shared direction, outside the paper's derivation) is clamped to 0, giving
-θ_0.
-
-Sources: none re-checked in this session beyond the title.
+The interpolation ratio t comes from the angle between fine-tuned weights measured from
+the pretrained weights, per layer, and the merged weights move from the average toward
+the pretrained anchor; no hyperparameters. The authors' repository (naver-ai/model-stock)
+holds only a README ("code is under internal review"), so the check is against
+FusionBench's port (``fusion_bench/method/model_stock/model_stock.py``, from the
+authors' notebook example): per parameter tensor, cos θ of (θ_1 − θ_0, θ_2 − θ_0), t =
+k cos θ / ((k − 1) cos θ + 1), θ = t · mean + (1 − t) θ_0, as above. For k > 2 that port
+averages the pairwise *angles* and takes the cosine of the mean angle; this file
+averages the pairwise cosines (the paper's derivation assumes equal pairwise angles, so
+both coincide there; which one the paper prescribes for unequal angles was not
+confirmed). With k = 1 (or identical experts, cos θ = 1) t = 1. A negative mean cosine
+(no shared direction, outside the paper's derivation) is clamped to 0, giving θ_0; the
+port does not clamp.
 """
 
 from __future__ import annotations
