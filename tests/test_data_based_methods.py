@@ -277,8 +277,13 @@ def test_learned_soup_starts_uniform_and_stays_on_the_simplex(tiny_context):
         assert _close(solution.state[key], value), key
 
 
-def test_atlas_starts_at_task_arithmetic_and_lowers_the_loss(tiny_context):
+def test_atlas_starts_at_the_pretrained_model_and_lowers_the_loss(tiny_context):
+    # the authors initialise every block coefficient to 0: step 0 is the pretrained model
     start = _run("atlas", tiny_context, steps=0).state
+    pretrained = _run("task_arithmetic", tiny_context, scaling=0.0).state
+    for key, value in pretrained.items():
+        assert _close(start[key], value), key
+    start = _run("atlas", tiny_context, steps=0, init=0.3).state
     arithmetic = _run("task_arithmetic", tiny_context, scaling=0.3).state
     for key, value in arithmetic.items():
         assert _close(start[key], value), key
