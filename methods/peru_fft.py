@@ -5,17 +5,19 @@ Models"): a merged model plus a sparse task-specific vector per task.
     δ_t  = θ_t − θ_m                           what the merge lost for task t
     θ̂_t  = θ_m + top_m%(δ_t)                   keep the m% largest |δ_t| of the whole model
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): PERU-FFT first merges the
-fully fine-tuned models by task arithmetic and then, per task, prunes the difference
-between the fine-tuned and the merged model to its top-m% magnitudes (the paper reports
-m = 1%, 5%, 10%); no training. The top-m% is exact over the whole model, found in two
-streaming passes (``harness.task_vectors.magnitude_thresholds``). Defaults: m = 10%, λ =
-0.3.
+From the paper's abstract and method as summarised here (not re-checked: neither the
+paper's text nor an official repository could be reached with this session's tools):
+PERU-FFT first merges the fully fine-tuned models by task arithmetic and then, per task,
+prunes the difference between the fine-tuned and the merged model to its top-m%
+magnitudes (the paper reports m = 1%, 5%, 10%); no training. The top-m% is exact over
+the whole model, found in two streaming passes
+(``harness.task_vectors.magnitude_thresholds``). Defaults: m = 10%, λ = 0.3.
 
 Storage: per task the kept values plus a 1-bit position mask over P entries.
 
-Sources: the paper's abstract (arXiv 2310.01886).
+Sources: the paper's abstract (arXiv 2310.01886). Searches of the code and pages
+corpora found no official PERU code or config, so the defaults (see above) remain
+unverified choices.
 """
 
 from __future__ import annotations

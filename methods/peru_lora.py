@@ -4,17 +4,19 @@ Models"): each task's update reduced to low rank by SVD.
     τ_t = U Σ Vᵀ  (per 2-D weight matrix)
     θ̂_t = θ_0 + U_q Σ_q V_qᵀ                  the best rank-q approximation
 
-From the paper (our reading of its method section; in this session only the abstract or
-other projects' configs could be re-checked, see Sources): PERU-LoRA keeps the top-q
-singular components of each task's weight update (the paper reduces LoRA updates, q much
-smaller than the LoRA rank; here the experts' full task vectors are reduced the same
-way). Non-matrix tensors (biases, norms) are small and kept exactly. Default q = 16
-(grid 4–32).
+From the paper's abstract and method as summarised here (not re-checked: neither the
+paper's text nor an official repository could be reached with this session's tools):
+PERU-LoRA keeps the top-q singular components of each task's weight update (the paper
+reduces LoRA updates, q much smaller than the LoRA rank; here the experts' full task
+vectors are reduced the same way). Non-matrix tensors (biases, norms) are small and kept
+exactly. Default q = 16 (grid 4–32).
 
 Storage: per task q(m + n + 1) numbers per matrix (factors and singular values, with
 q clipped to the matrix rank) plus the non-matrix task-vector entries.
 
-Sources: the paper's abstract (arXiv 2310.01886).
+Sources: the paper's abstract (arXiv 2310.01886). Searches of the code and pages
+corpora found no official PERU code or config, so the defaults (see above) remain
+unverified choices.
 """
 
 from __future__ import annotations
