@@ -61,6 +61,20 @@ IDENTITIES: dict[str, tuple[str, dict[str, Any], str]] = {
     "tsv": ("one", {"scaling": 1.0}, "experts"),
     "peru_fft": ("all", {"density": 1.0}, "experts"),
     "peru_lora": ("all", {"rank": 100000}, "experts"),
+    # data-based: any weighting of identical experts is that expert; a single expert at
+    # coefficient 1 with no optimisation steps is that expert
+    "fisher": ("same", {}, "experts"),
+    "regmean": ("same", {}, "experts"),
+    "regmean_pp": ("same", {}, "experts"),
+    "adamerging": ("one", {"init": 1.0, "steps": 0}, "experts"),
+    "atlas": ("one", {"init": 1.0, "steps": 0}, "experts"),
+    "learned_soup": ("same", {}, "experts"),
+    "mehl_soup": ("same", {}, "experts"),
+    "greedy_soup": ("same", {}, "experts"),
+    # a flattened spectrum has no expert-level identity; at α = 0 every tensor, matrix or
+    # not, must stay the base
+    "iso_c": ("all", {"scaling": 0.0}, "base"),
+    "iso_cts": ("all", {"scaling": 0.0}, "base"),
 }
 
 
