@@ -31,7 +31,7 @@ class Recipe:
     patch_size: int = 4
     pretrain_steps: int = 200
     pretrain_lr: float = 2e-3
-    finetune_steps: int = 300
+    finetune_steps: int = 600
     finetune_lr: float = 3e-4
     batch_size: int = 128
     head_c: float = 1.0

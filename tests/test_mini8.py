@@ -52,12 +52,10 @@ def test_drawn_classes_are_not_trivially_constant():
 
 @pytest.mark.slow
 def test_quick_start_grid_discriminates_like_vit8(monkeypatch, capsys, tmp_path):
-    """Individual ≥ simple averaging + 10 points, as on vit8 (90.3 vs 66.5).
-
-    Task arithmetic and TIES must land between the pretrained tower and the experts. On
-    vit8 they also beat averaging by 2–6 points; on mini8's small tower they sit at the
-    averaging level (within about half a point), which this test does not hide: it prints
-    the table.
+    """As on vit8 (zero-shot 48 < averaging 66 < task arithmetic 69 < TIES 72 < experts
+    90): individual ≥ simple averaging + 10 points, and task arithmetic and TIES between
+    averaging and the experts. The margins over averaging are about one point on mini8's
+    small tower (2–6 on vit8); the table is printed.
     """
     results = tmp_path / "results"
     methods = "pretrained,individual,weight_average,task_arithmetic,ties"
@@ -70,9 +68,9 @@ def test_quick_start_grid_discriminates_like_vit8(monkeypatch, capsys, tmp_path)
     average = {name: record["average"] for name, record in records.items()}
     print("mini8 averages:", {k: round(v, 1) for k, v in average.items()})
     assert average["individual"] >= average["weight_average"] + 10
-    for merged in ("task_arithmetic", "ties", "weight_average"):
-        assert average["pretrained"] < average[merged] < average["individual"] - 10
-    assert abs(average["task_arithmetic"] - average["weight_average"]) < 2
+    assert average["pretrained"] < average["weight_average"]
+    for merged in ("task_arithmetic", "ties"):
+        assert average["weight_average"] < average[merged] < average["individual"] - 10
     assert len(records["ties"]["artifacts"]) == 8 + 5
     # the cache is warm now: the same run again reproduces the record exactly
     code, _, err = invoke(
