@@ -54,6 +54,12 @@ class RunSpec:
         suite.resolve_params(self.suite_options)
         if self.select not in STRATEGIES:
             raise HarnessError(f"--select must be one of {', '.join(STRATEGIES)}")
+        tasks = self.only or list(getattr(suite.obj, "tasks", []))
+        if method.experts is not None and tasks and len(tasks) != method.experts:
+            raise HarnessError(
+                f"{self.method} merges exactly {method.experts} experts but {self.suite} "
+                f"would give it {len(tasks)}; pick {method.experts} tasks with --only"
+            )
         return method, suite
 
     def run_id(self) -> str:

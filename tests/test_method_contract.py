@@ -253,9 +253,11 @@ def test_mismatched_expert_is_a_checkpoint_error(name, monkeypatch, tmp_path):
     SUITES.discover()
     entry = Entry(name="tiny3bad", kind="suite", obj=MismatchedSuite, family="suite")
     monkeypatch.setitem(SUITES._entries, "tiny3bad", entry)
+    experts = METHODS.get(name).experts  # a fixed-count method gets that many tasks
     spec = RunSpec(  # the run path: suite, pool, then the method
         method=name,
         suite="tiny3bad",
+        only=list(MismatchedSuite.tasks)[:experts] if experts else None,
         select="defaults",
         device="cpu",
         results_dir=tmp_path,

@@ -105,6 +105,18 @@ def test_grid_resumes_where_it_stopped(run_cli, tmp_path):
     assert paths[0].read_text() == kept
 
 
+def test_grid_refuses_a_wrong_expert_count_before_running_anything(run_cli, tmp_path):
+    """slerp takes two experts; tiny3 has three: the grid stops before its first cell."""
+    args = ["grid", "--methods", "pretrained,slerp", "--tasks", "tiny3"]
+    code, out, err = run_cli(*args, "--results", str(tmp_path), "--quiet")
+    assert code == 2
+    assert "slerp merges exactly 2 experts" in err and "--only" in err
+    assert "running" not in out
+    assert not list(record_files(tmp_path))
+    code, _, _ = run_cli(*args, "--only", "a,b", "--results", str(tmp_path), "--quiet")
+    assert code == 0, "with two tasks chosen the same grid runs"
+
+
 def test_interrupted_run_leaves_earlier_records_intact(run_cli, tmp_path, monkeypatch):
     code, _, _ = run_cli(
         "eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path), "--quiet"
