@@ -168,6 +168,7 @@ def run_plain(
         pin_memory=device.type == "cuda",
     )
     model = model.float().to(device)
+    head = head.float().to(device)
     _sync(device)
     start = time.perf_counter()
     correct = 0
