@@ -70,16 +70,19 @@ def mask_parameters(entries: int) -> int:
     return -(-int(entries) // 32)
 
 
+def wrong_expert_count(method: str, count: int, found: str) -> str:
+    """One message for a fixed-count method given another number, before or during a run."""
+    return f"{method} merges exactly {count} experts but {found}; pick {count} tasks with --only"
+
+
 def require_experts(context: MethodContext, count: int, method: str) -> None:
     """Raise a one-line HarnessError unless the pool holds exactly ``count`` experts."""
     from harness.errors import HarnessError
 
-    found = len(context.pool.tasks)
-    if found != count:
-        raise HarnessError(
-            f"{method} merges exactly {count} experts but the pool has {found} "
-            f"({', '.join(context.pool.tasks)}); pick {count} tasks with --only"
-        )
+    tasks = context.pool.tasks
+    if len(tasks) != count:
+        found = f"the pool has {len(tasks)} ({', '.join(tasks)})"
+        raise HarnessError(wrong_expert_count(method, count, found))
 
 
 def hash_seed(seed: int, salt: str) -> int:

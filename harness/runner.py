@@ -21,7 +21,7 @@ import torch
 
 from harness.cache import cache_dir, content_key, write_json_atomic
 from harness.errors import HarnessError, RecordError
-from harness.method import MethodContext, Solution
+from harness.method import MethodContext, Solution, wrong_expert_count
 from harness.provenance import environment, peak_memory, resolve_device
 from harness.records import SCHEMA_VERSION, ensure_writable, record_path, write_record
 from harness.registry import METHODS, SUITES, Entry
@@ -56,10 +56,8 @@ class RunSpec:
             raise HarnessError(f"--select must be one of {', '.join(STRATEGIES)}")
         tasks = self.only or list(getattr(suite.obj, "tasks", []))
         if method.experts is not None and tasks and len(tasks) != method.experts:
-            raise HarnessError(
-                f"{self.method} merges exactly {method.experts} experts but {self.suite} "
-                f"would give it {len(tasks)}; pick {method.experts} tasks with --only"
-            )
+            found = f"{self.suite} would give it {len(tasks)}"
+            raise HarnessError(wrong_expert_count(self.method, method.experts, found))
         return method, suite
 
     def run_id(self) -> str:
