@@ -4,6 +4,13 @@ Merging methods see parameters one tensor at a time, read straight from safetens
 files, so merging N experts needs about N + 2 tensors in memory plus the output, never N
 whole models. The pool checks up front that every expert has exactly the base's tensor
 names and shapes, so a mismatch fails before any work with the name of the culprit.
+
+One tensor can itself be large: Llama-3.2-1B's embedding has 262M entries, 1 GiB per
+expert in float32, and a method's temporaries multiply that. A merge whose rows depend
+only on the same rows of its inputs (element-wise merges, row-wise ranking) declares
+itself ``rowwise``; the pool then streams matrices above ``chunk_elements`` entries in
+slices of rows, read from the files slice by slice, so memory stays bounded by the chunk
+size whatever the vocabulary.
 """
 
 from __future__ import annotations
@@ -19,7 +26,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from harness.errors import CheckpointError
+from harness.progress import progress_bar
 
+# Matrices above this many entries are streamed in row slices by row-wise merges: 64 MiB
+# per expert in float32. Every ViT-B/L tensor fits in one piece; Llama's embedding is 16.
+CHUNK_ELEMENTS = 1 << 24
+
+Rows = tuple[int, int]
 KeyMap = Callable[[str], str | None]
 
 
@@ -103,9 +116,15 @@ class Checkpoint:
                     result[name] = (tuple(view.get_shape()), _dtype(view.get_dtype()))
         return {name: result[name] for name in self.index}
 
-    def tensor(self, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
+    def tensor(
+        self, name: str, device: str | torch.device = "cpu", rows: Rows | None = None
+    ) -> torch.Tensor:
+        """The tensor, or only its rows ``[start, stop)`` (read without the rest)."""
         file, stored = self.index[name]
         try:
+            if rows is not None:  # slices are read on the CPU, then moved
+                with safe_open(str(file), framework="pt") as handle:
+                    return handle.get_slice(stored)[rows[0] : rows[1]].to(device)
             with safe_open(str(file), framework="pt", device=str(device)) as handle:
                 return handle.get_tensor(stored)
         except (SafetensorError, OSError) as error:
@@ -147,13 +166,16 @@ def _dtype(code: str) -> torch.dtype:
 
 @dataclass
 class TensorGroup:
-    """One parameter across the pool: the base tensor and each task's expert tensor."""
+    """One parameter across the pool: the base tensor and each task's expert tensor, or
+    the same slice of rows of each (``rows``) when a row-wise merge streams a large
+    matrix in pieces."""
 
     name: str
     base: torch.Tensor
     experts: list[torch.Tensor]
     tasks: list[str]
     seed: int = 0
+    rows: Rows | None = None
     _task_vectors: list[torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -164,9 +186,10 @@ class TensorGroup:
         return self._task_vectors
 
     def generator(self) -> torch.Generator:
-        """A generator seeded by (seed, tensor name): same seed, same random draws,
-        whatever order the tensors are visited in."""
-        digest = hashlib.sha256(f"{self.seed}:{self.name}".encode()).digest()
+        """A generator seeded by (seed, tensor name, first row of a slice): same seed, same
+        random draws, whatever order the tensors are visited in."""
+        key = f"{self.seed}:{self.name}" + ("" if self.rows is None else f":{self.rows[0]}")
+        digest = hashlib.sha256(key.encode()).digest()
         generator = torch.Generator(device=self.base.device)
         generator.manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
         return generator
@@ -182,6 +205,7 @@ class ExpertPool:
         *,
         device: str | torch.device = "cpu",
         compute_dtype: torch.dtype = torch.float32,
+        chunk_elements: int = CHUNK_ELEMENTS,
     ) -> None:
         if not experts:
             raise CheckpointError("the expert pool is empty: give at least one expert")
@@ -189,6 +213,7 @@ class ExpertPool:
         self.experts = dict(experts)
         self.device = torch.device(device)
         self.compute_dtype = compute_dtype
+        self.chunk_elements = chunk_elements
         self._meta = base.meta()
         for task, expert in self.experts.items():
             self._check_matches(task, expert)
@@ -244,28 +269,72 @@ class ExpertPool:
     def mergeable_names(self) -> list[str]:
         return [name for name in self._meta if self.is_mergeable(name)]
 
-    def base_tensor(self, name: str) -> torch.Tensor:
-        return self._load(self.base, name)
+    def base_tensor(self, name: str, rows: Rows | None = None) -> torch.Tensor:
+        return self._load(self.base, name, rows)
 
-    def expert_tensor(self, task: str, name: str) -> torch.Tensor:
-        return self._load(self.experts[task], name)
+    def expert_tensor(self, task: str, name: str, rows: Rows | None = None) -> torch.Tensor:
+        return self._load(self.experts[task], name, rows)
 
-    def _load(self, checkpoint: Checkpoint, name: str) -> torch.Tensor:
-        tensor = checkpoint.tensor(name, self.device)
+    def _load(self, checkpoint: Checkpoint, name: str, rows: Rows | None = None) -> torch.Tensor:
+        tensor = checkpoint.tensor(name, self.device, rows)
         if tensor.is_floating_point():
             tensor = tensor.to(self.compute_dtype)
         return tensor
 
-    def groups(self, names: Sequence[str] | None = None, seed: int = 0) -> Iterator[TensorGroup]:
-        """Yield mergeable parameters one at a time, in the base's order."""
+    def pieces(self, name: str, rowwise: bool = False) -> list[Rows | None]:
+        """How ``name`` is streamed: whole (``[None]``), or, for a row-wise merge of a
+        matrix above ``chunk_elements`` entries, as consecutive row slices."""
+        shape = self.shape(name)
+        if not rowwise or len(shape) != 2 or shape[0] * shape[1] <= self.chunk_elements:
+            return [None]
+        step = max(1, self.chunk_elements // shape[1])
+        return [(start, min(start + step, shape[0])) for start in range(0, shape[0], step)]
+
+    def groups(
+        self, names: Sequence[str] | None = None, seed: int = 0, *, rowwise: bool = False
+    ) -> Iterator[TensorGroup]:
+        """Yield mergeable parameters one at a time (in row slices where ``pieces`` says
+        so), in the base's order."""
         for name in names if names is not None else self.mergeable_names():
-            yield TensorGroup(
-                name=name,
-                base=self.base_tensor(name),
-                experts=[self.expert_tensor(task, name) for task in self.tasks],
-                tasks=self.tasks,
-                seed=seed,
+            for rows in self.pieces(name, rowwise):
+                yield TensorGroup(
+                    name=name,
+                    base=self.base_tensor(name, rows),
+                    experts=[self.expert_tensor(task, name, rows) for task in self.tasks],
+                    tasks=self.tasks,
+                    seed=seed,
+                    rows=rows,
+                )
+
+    def stream(
+        self, *, seed: int = 0, rowwise: bool = False, desc: str = "", progress: bool = True
+    ) -> Iterator[TensorGroup]:
+        """``groups`` over every mergeable tensor, with a progress bar."""
+        names = self.mergeable_names()
+        total = sum(len(self.pieces(name, rowwise)) for name in names)
+        groups = self.groups(names, seed, rowwise=rowwise)
+        return progress_bar(groups, total=total, desc=desc, enabled=progress)
+
+    def place(
+        self, merged: dict[str, torch.Tensor], group: TensorGroup, result: torch.Tensor
+    ) -> None:
+        """Store ``result`` for ``group`` in ``merged`` in the stored dtype, writing a row
+        slice into its place in the whole tensor."""
+        if result.shape != group.base.shape:
+            where = "" if group.rows is None else f" rows {group.rows[0]}:{group.rows[1]}"
+            raise RuntimeError(
+                f"the method's result for {group.name}{where} has shape "
+                f"{list(result.shape)}, expected {list(group.base.shape)}"
             )
+        result = result.to(self.dtype(group.name))
+        if group.rows is None:
+            merged[group.name] = result
+            return
+        whole = merged.get(group.name)
+        if whole is None:
+            whole = torch.empty(self.shape(group.name), dtype=result.dtype, device=result.device)
+            merged[group.name] = whole
+        whole[group.rows[0] : group.rows[1]] = result
 
     def base_state(self) -> dict[str, torch.Tensor]:
         return {name: self.base_tensor(name) for name in self.names}

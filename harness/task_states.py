@@ -18,8 +18,11 @@ from harness.pool import TensorGroup
 TaskTensor = Callable[[TensorGroup, int], torch.Tensor]
 
 
-def streamed_task_states(context: MethodContext, build: TaskTensor) -> Callable[[str], StateDict]:
-    """``task → state`` where each tensor is ``build(group, index of the task)``."""
+def streamed_task_states(
+    context: MethodContext, build: TaskTensor, *, rowwise: bool = False
+) -> Callable[[str], StateDict]:
+    """``task → state`` where each tensor is ``build(group, index of the task)``; a
+    ``rowwise`` build gets large matrices in row slices (as ``merge_stream``)."""
     pool = context.pool
 
     def task_state(task: str) -> StateDict:
@@ -28,14 +31,8 @@ def streamed_task_states(context: MethodContext, build: TaskTensor) -> Callable[
         index = pool.tasks.index(task)
         merged: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            for group in pool.groups(pool.mergeable_names(), seed=context.seed):
-                result = build(group, index)
-                if result.shape != group.base.shape:
-                    raise RuntimeError(
-                        f"task state of {group.name} has shape {list(result.shape)}, "
-                        f"expected {list(group.base.shape)}"
-                    )
-                merged[group.name] = result.to(pool.dtype(group.name))
+            for group in pool.stream(seed=context.seed, rowwise=rowwise, progress=False):
+                pool.place(merged, group, build(group, index))
         return pool.output_state(merged)
 
     return task_state

@@ -16,7 +16,6 @@ from collections.abc import Callable
 import torch
 
 from harness.pool import ExpertPool, TensorGroup
-from harness.progress import progress_bar
 
 Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 
@@ -40,28 +39,32 @@ def magnitude_thresholds(
     progress: bool = True,
     vectors: Vectors | None = None,
     seed: int = 0,
+    rowwise: bool | None = None,
 ) -> dict[str, float]:
     """Per task, the smallest |τ_t| kept when keeping the top ``density`` fraction.
 
     ``density`` is the kept fraction of each task vector's entries over every mergeable
     tensor; keeping ``|τ| >= threshold`` keeps that fraction (ties may add a few more).
     ``vectors(group)`` gives, per task, another per-tensor quantity to threshold instead
-    of the task vectors (PERU prunes θ_t − θ_merged); it must be deterministic.
+    of the task vectors (PERU prunes θ_t − θ_merged); it must be deterministic. The
+    histograms add up over row slices, so large matrices are streamed in slices: always
+    for the task vectors, for another ``vectors`` only when it says ``rowwise=True``. A
+    random ``vectors`` (DARE's drops) must be streamed in the same pieces as the merge
+    that uses the thresholds.
     """
+    if rowwise is None:
+        rowwise = vectors is None
     vectors = vectors or (lambda group: group.task_vectors)
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
     tasks = pool.tasks
     if density == 1.0:
         return {task: 0.0 for task in tasks}
-    names = pool.mergeable_names()
     total = pool.num_parameters()
     keep = max(1, math.ceil(density * total))
 
     histograms = {task: torch.zeros(_BINS, dtype=torch.float64) for task in tasks}
-    for group in progress_bar(
-        pool.groups(names, seed=seed), total=len(names), desc="τ stats", enabled=progress
-    ):
+    for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ stats", progress=progress):
         for task, vector in zip(tasks, vectors(group)):
             _, indices = _binned_magnitudes(vector)
             histograms[task] += torch.bincount(indices, minlength=_BINS).double().cpu()
@@ -81,9 +84,7 @@ def magnitude_thresholds(
         return thresholds
 
     inside: dict[str, list[torch.Tensor]] = {task: [] for task in bins}
-    for group in progress_bar(
-        pool.groups(names, seed=seed), total=len(names), desc="τ top-k", enabled=progress
-    ):
+    for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ top-k", progress=progress):
         for task, vector in zip(tasks, vectors(group)):
             if task not in bins:
                 continue
@@ -112,15 +113,14 @@ def stream_sums(
     seed: int = 0,
     progress: bool = True,
     desc: str = "τ sums",
+    rowwise: bool = False,
 ) -> torch.Tensor:
     """Σ over every mergeable tensor of ``statistic(group)`` (a small float64 vector, e.g.
     one value per task), in one streaming pass: whole-model sums such as Σ|τ_t| that
-    EMR-Merging's rescalers need, without holding any whole task vector."""
+    EMR-Merging's rescalers need, without holding any whole task vector. A ``rowwise``
+    statistic (a sum over entries) is fed large matrices in row slices."""
     total: torch.Tensor | None = None
-    names = pool.mergeable_names()
-    for group in progress_bar(
-        pool.groups(names, seed=seed), total=len(names), desc=desc, enabled=progress
-    ):
+    for group in pool.stream(seed=seed, rowwise=rowwise, desc=desc, progress=progress):
         value = statistic(group).detach().double().cpu()
         total = value if total is None else total + value
     if total is None:

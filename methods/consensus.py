@@ -46,7 +46,7 @@ K = Param(
     params={"scaling": SCALING, "k": K, "tall_lambda": LAMBDA},
     description="Task arithmetic keeping only weights that TALL masks of ≥ k tasks use.",
 )
-@tensorwise
+@tensorwise(rowwise=True)
 def consensus(group: TensorGroup, scaling: float, k: int, tall_lambda: float) -> torch.Tensor:
     vectors = stack(group.task_vectors)
     agreement = tall_masks(vectors, tall_lambda).sum(dim=0)

@@ -53,6 +53,6 @@ def dare_vectors(group: TensorGroup, drop: float) -> list[torch.Tensor]:
     params={"scaling": SCALING, "drop": DROP},
     description="DARE (random drop, rescale by 1/(1−p)) then task arithmetic.",
 )
-@tensorwise
+@tensorwise(rowwise=True)
 def dare_ta(group: TensorGroup, scaling: float, drop: float) -> torch.Tensor:
     return group.base + scaling * stack(dare_vectors(group, drop)).sum(dim=0)

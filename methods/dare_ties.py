@@ -45,8 +45,13 @@ def dare_ties(context: MethodContext, scaling: float, drop: float, density: floa
     def dropped(group: TensorGroup) -> list[torch.Tensor]:
         return dare_vectors(group, drop)
 
-    thresholds = magnitude_thresholds(
-        context.pool, density, progress=context.progress, vectors=dropped, seed=context.seed
+    thresholds = magnitude_thresholds(  # the same pieces as the merge: the same drops
+        context.pool,
+        density,
+        progress=context.progress,
+        vectors=dropped,
+        seed=context.seed,
+        rowwise=True,
     )
 
     def merge(group: TensorGroup) -> torch.Tensor:
@@ -58,4 +63,5 @@ def dare_ties(context: MethodContext, scaling: float, drop: float, density: floa
         )
         return group.base + scaling * elect_and_disjoint_mean(trimmed)
 
-    return Solution(state=merge_stream(context, merge), info={"thresholds": thresholds})
+    merged = merge_stream(context, merge, rowwise=True)
+    return Solution(state=merged, info={"thresholds": thresholds})

@@ -59,7 +59,7 @@ SCALING = Param(
     params={"scaling": SCALING, "drop": DROP, "epsilon": EPSILON},
     description="Magnitude-based random drop (MagPrune), TIES sign election, disjoint mean.",
 )
-@tensorwise
+@tensorwise(rowwise=True)
 def della(group: TensorGroup, scaling: float, drop: float, epsilon: float) -> torch.Tensor:
     generator = group.generator()
     pruned = [magprune(vector, drop, epsilon, generator) for vector in group.task_vectors]

@@ -77,6 +77,7 @@ def emr(context: MethodContext) -> Solution:
         seed=context.seed,
         progress=context.progress,
         desc="EMR rescalers",
+        rowwise=True,
     )
     scales = rescalers(sums)
 
@@ -89,7 +90,7 @@ def emr(context: MethodContext) -> Solution:
     count = pool.num_parameters()
     tasks = len(pool.tasks)
     return Solution(
-        task_states=streamed_task_states(context, build),
+        task_states=streamed_task_states(context, build, rowwise=True),
         extra_parameters=count + tasks * mask_parameters(count) + tasks,
         info={"rescalers": dict(zip(pool.tasks, map(float, scales)))},
     )

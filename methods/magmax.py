@@ -41,6 +41,6 @@ def max_magnitude(vectors: torch.Tensor) -> torch.Tensor:
     params={"scaling": SCALING},
     description="Per parameter, the task-vector entry of largest magnitude.",
 )
-@tensorwise
+@tensorwise(rowwise=True)
 def magmax(group: TensorGroup, scaling: float) -> torch.Tensor:
     return group.base + scaling * max_magnitude(stack(group.task_vectors))

@@ -61,7 +61,12 @@ def peru_fft(context: MethodContext, scaling: float, density: float) -> Solution
         return [expert - model for expert in group.experts]
 
     thresholds = magnitude_thresholds(
-        pool, density, progress=context.progress, vectors=residuals, seed=context.seed
+        pool,
+        density,
+        progress=context.progress,
+        vectors=residuals,
+        seed=context.seed,
+        rowwise=True,
     )
 
     def build(group: TensorGroup, index: int) -> torch.Tensor:
@@ -72,7 +77,7 @@ def peru_fft(context: MethodContext, scaling: float, density: float) -> Solution
     count = pool.num_parameters()
     kept = math.ceil(density * count)
     return Solution(
-        task_states=streamed_task_states(context, build),
+        task_states=streamed_task_states(context, build, rowwise=True),
         extra_parameters=len(pool.tasks) * (kept + mask_parameters(count)),
         info={"thresholds": thresholds},
     )

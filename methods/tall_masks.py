@@ -68,6 +68,6 @@ def tall_masks_method(context: MethodContext, tall_lambda: float, scaling: float
     pool = context.pool
     count = pool.num_parameters()
     return Solution(
-        task_states=streamed_task_states(context, build),
+        task_states=streamed_task_states(context, build, rowwise=True),
         extra_parameters=count + len(pool.tasks) * mask_parameters(count),
     )

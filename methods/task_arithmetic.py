@@ -31,6 +31,6 @@ SCALING = Param(
     params={"scaling": SCALING},
     description="Add the scaled sum of task vectors to the base model.",
 )
-@tensorwise
+@tensorwise(rowwise=True)
 def task_arithmetic(group: TensorGroup, scaling: float) -> torch.Tensor:
     return group.base + scaling * stack(group.task_vectors).sum(dim=0)

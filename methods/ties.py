@@ -53,4 +53,5 @@ def ties(context: MethodContext, scaling: float, density: float) -> Solution:
         )
         return group.base + scaling * elect_and_disjoint_mean(trimmed)
 
-    return Solution(state=merge_stream(context, merge), info={"thresholds": thresholds})
+    merged = merge_stream(context, merge, rowwise=True)
+    return Solution(state=merged, info={"thresholds": thresholds})

@@ -18,6 +18,6 @@ from harness.registry import register_method
     reference="https://arxiv.org/abs/2203.05482",
     description="Uniform average of the experts' weights.",
 )
-@tensorwise
+@tensorwise(rowwise=True)
 def weight_average(group: TensorGroup) -> torch.Tensor:
     return stack(group.experts).mean(dim=0)

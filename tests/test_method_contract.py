@@ -10,6 +10,9 @@ towers) with its paper defaults, and must:
 * be deterministic under a seed (same seed → same weights and same scores);
 * satisfy the identity its math implies, where one is listed in ``IDENTITIES`` (e.g. one
   expert and λ = 1 returns that expert);
+* give the same weights when the pool streams matrices in row slices (a merge declared
+  ``rowwise`` must not look beyond its rows; a random one may draw differently per
+  slice, but deterministically);
 * surface a mismatched expert as a one-line CheckpointError on the run path;
 * if it needs exactly N experts (``register_method(..., experts=N)``), refuse another
   number with a one-line HarnessError.
@@ -136,6 +139,25 @@ def _settings(entry: Entry, overrides: Mapping[str, Any] | None = None) -> dict[
     return entry.resolve_params({**entry.smoke, **(overrides or {})})
 
 
+def _run_states(
+    name: str, *, seed: int = 0, chunk_elements: int | None = None
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Per-task weights of one run with the defaults (and smoke settings)."""
+    entry = METHODS.get(name)
+    suite = _suite()
+    pool = suite.pool()
+    if chunk_elements is not None:
+        pool.chunk_elements = chunk_elements
+    context = _context(entry, suite, pool, seed=seed)
+    torch.manual_seed(seed)
+    solution = entry.obj(context, **_settings(entry))
+    return {task: dict(state) for task, state in _task_states(solution, context).items()}
+
+
+def _same_states(a: Mapping[str, Mapping[str, torch.Tensor]], b: Mapping) -> bool:
+    return all(torch.equal(tensor, b[task][key]) for task in a for key, tensor in a[task].items())
+
+
 @functools.cache
 def _default_run(
     name: str,
@@ -226,6 +248,44 @@ def test_identity_implied_by_the_math(name):
                 atol=1e-5,
                 msg=lambda m, key=key, task=task: f"{name}/{task}: {key}: {m}",
             )
+
+
+SLICED = 40  # entries per piece: every matrix of the tiny tower streams in 1–2 row slices
+
+
+def _check_row_slices(name: str) -> None:
+    whole, _, _, _ = _default_run(name)
+    sliced = _run_states(name, chunk_elements=SLICED)
+    if _same_states(sliced, whole):
+        return
+    random = not _same_states(_run_states(name, seed=1), whole)
+    assert random, (
+        f"{name}: merging in row slices changed the weights; a merge whose rows depend on "
+        "other rows must not be declared rowwise"
+    )
+    assert _same_states(_run_states(name, chunk_elements=SLICED), sliced), (
+        f"{name}: merging in row slices is not deterministic under a seed"
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_row_slices_give_the_same_weights(name):
+    _check_row_slices(name)
+
+
+def test_row_slice_check_catches_a_false_rowwise_claim(monkeypatch):
+    """A per-tensor normalisation declared rowwise must fail the check above."""
+    from harness.merging import stack, tensorwise
+
+    @tensorwise(rowwise=True)
+    def normalised_sum(group, scaling: float = 0.1):
+        total = stack(group.task_vectors).sum(dim=0)
+        return group.base + scaling * total / total.norm().clamp(min=1e-12)
+
+    entry = Entry(name="normalised_sum", kind="method", obj=normalised_sum, family="merging")
+    monkeypatch.setitem(METHODS._entries, "normalised_sum", entry)
+    with pytest.raises(AssertionError, match="must not be declared rowwise"):
+        _check_row_slices("normalised_sum")
 
 
 class MismatchedSuite(TinySuite):

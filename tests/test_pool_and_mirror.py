@@ -172,3 +172,57 @@ def test_integer_buffers_are_copied_not_merged(tmp_path):
     assert pool.mergeable_names() == ["w"]
     out = pool.output_state({"w": torch.ones(2)})
     assert out["ids"].dtype == torch.int64 and torch.equal(out["ids"], torch.arange(3))
+
+
+def test_rowwise_streaming_reads_large_matrices_in_row_slices(tmp_path):
+    """A bf16 Llama's embedding, above ``chunk_elements``, comes in row slices read
+    straight from the files; the slices tile the tensor and merge back to the same
+    weights as whole-tensor streaming."""
+    from harness.merging import merge_stream
+    from harness.method import MethodContext
+
+    config = LlamaConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        vocab_size=50,
+    )
+    for name, seed in [("base", 0), ("a", 1), ("b", 2)]:
+        torch.manual_seed(seed)
+        LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(tmp_path / name)
+    pool = ExpertPool(
+        Checkpoint(tmp_path / "base", "base"),
+        {task: Checkpoint(tmp_path / task, task) for task in "ab"},
+        chunk_elements=100,
+    )
+    embedding = "model.embed_tokens.weight"
+    assert pool.pieces(embedding) == [None]  # not row-wise: whole
+    pieces = pool.pieces(embedding, rowwise=True)
+    assert pieces[0] == (0, 6) and pieces[-1] == (48, 50)  # 100 // 16 = 6 rows a piece
+    assert pool.pieces("model.norm.weight", rowwise=True) == [None]  # 1-D: whole
+
+    whole = pool.base_tensor(embedding)
+    slices = [g for g in pool.groups([embedding], rowwise=True)]
+    assert [g.rows for g in slices] == pieces
+    assert torch.equal(torch.cat([g.base for g in slices]), whole)
+    assert torch.equal(
+        torch.cat([g.experts[1] for g in slices]), pool.expert_tensor("b", embedding)
+    )
+    assert len({g.generator().initial_seed() for g in slices}) == len(slices)
+
+    context = MethodContext(None, pool, torch.device("cpu"), progress=False)  # type: ignore[arg-type]
+
+    def average(group):
+        return group.base + sum(group.task_vectors) / 2
+
+    sliced = merge_stream(context, average, rowwise=True)
+    reference = merge_stream(context, average)
+    assert sliced[embedding].dtype == torch.bfloat16
+    assert all(torch.equal(sliced[key], reference[key]) for key in reference)
+
+    with pytest.raises(
+        RuntimeError, match=r"weight rows 0:6 has shape \[1, 16\], expected \[6, 16\]"
+    ):
+        merge_stream(context, lambda group: group.base[:1], rowwise=True)
