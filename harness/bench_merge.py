@@ -9,7 +9,9 @@ cannot be reset (on Linux the peak RSS, VmHWM, is reset through /proc/self/clear
 right before the merge): the subprocess reports its resident memory right before the
 merge (imports and the opened pool) and its peak during the merge, so "merge MiB" is
 what the merge itself added. The expert pool streams tensor by tensor, so a data-free
-merge should add about one model (its output) plus a few tensors, not N models.
+merge should add about one model (its output) plus a few tensors, not N models. A
+method that serves each task its own model (TALL masks, EMR, PERU) is timed up to the
+first task's model, since those are built lazily.
 
 Methods that need data (they touch the suite: its data, heads or backbone) are skipped
 with a note; so are methods that need a different number of experts.
@@ -35,6 +37,7 @@ import torch
 from harness.errors import HarnessError
 
 MIB = 1024 * 1024
+PER_TASK_NOTE = "per-task models: timed to build the first"
 
 
 def _vit(hidden: int, layers: int, heads: int, patch: int) -> Callable[[], torch.nn.Module]:
@@ -148,6 +151,14 @@ class _NoSuite:
         raise NeedsData(name)
 
 
+def data_free_context(pool: Any, device: torch.device, seed: int = 0) -> Any:
+    """A method context without a suite: any use of data, heads or the backbone raises
+    ``NeedsData``, which tells data-free methods from data-based ones."""
+    from harness.method import MethodContext
+
+    return MethodContext(_NoSuite(), pool, device, seed=seed, progress=False)  # type: ignore[arg-type]
+
+
 def _status_mib(field: str) -> float:
     """A memory field of /proc/self/status (VmRSS: now, VmHWM: peak), in MiB."""
     with open("/proc/self/status") as handle:
@@ -173,7 +184,7 @@ def _reset_peak() -> bool:
 
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one merge in this (fresh) process and measure it."""
-    from harness.method import MethodContext, Solution
+    from harness.method import Solution
     from harness.pool import Checkpoint, ExpertPool
     from harness.registry import METHODS
 
@@ -188,20 +199,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         Checkpoint(directory / "base.safetensors", "synthetic/base"), experts, device=device
     )
 
-    class Context(MethodContext):
-        def labeled_batches(self, *args: Any, **kwargs: Any) -> Any:
-            raise NeedsData("labeled_batches")
-
-        def unlabeled_batches(self, *args: Any, **kwargs: Any) -> Any:
-            raise NeedsData("unlabeled_batches")
-
-        def head(self, task: str) -> Any:
-            raise NeedsData("head")
-
-        def build_model(self, state: Any) -> Any:
-            raise NeedsData("build_model")
-
-    context = Context(_NoSuite(), pool, device, seed=0, progress=False)  # type: ignore[arg-type]
+    context = data_free_context(pool, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     before = _rss_mib()
@@ -210,6 +208,9 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         solution: Solution = entry.obj(context, **entry.defaults)
+        state = solution.state
+        if state is None and solution.task_states is not None:
+            state = solution.task_states(pool.tasks[0])  # per-task models are built lazily
     except NeedsData as error:
         return {"skipped": f"needs data ({error}); not a data-free method"}
     except HarnessError as error:
@@ -222,8 +223,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     after = _rss_mib()
-    if solution.state is not None:
-        params = sum(t.numel() for t in solution.state.values() if t.is_floating_point())
+    if state is not None:
+        params = sum(t.numel() for t in state.values() if t.is_floating_point())
     else:
         params = None
     return {
@@ -316,7 +317,7 @@ def bench_merge(
                         max(r["merge_rss_mib"] for r in results),
                         max(r["cuda_mib"] for r in results) if device != "cpu" else None,
                         results[0]["output_params"],
-                        note="per-task models" if results[0]["per_task"] else "",
+                        note=PER_TASK_NOTE if results[0]["per_task"] else "",
                     )
                 )
             if log:  # figures as they come, so an interrupted run still reports them

@@ -12,11 +12,15 @@ def test_bench_merge_measures_data_free_methods_and_skips_data_based_ones(monkey
     monkeypatch.setitem(bench.ARCHS, "tiny-vit", (bench._vit(16, 1, 2, 16), torch.float32))
     shapes = bench.architecture_shapes("tiny-vit")
     assert "encoder.layers.0.mlp.fc1.weight" in {n.removeprefix("vision_model.") for n in shapes}
-    rows, model_mib = bench.bench_merge(["weight_average", "regmean"], "tiny-vit", 2)
-    measured, skipped = rows
+    methods = ["weight_average", "tall_masks", "regmean"]
+    rows, model_mib = bench.bench_merge(methods, "tiny-vit", 2)
+    measured, per_task, skipped = rows
     expected = sum(torch.Size(s).numel() for s, d in shapes.values() if d.is_floating_point)
     assert measured.method == "weight_average" and measured.output_params == expected
     assert measured.seconds > 0 and measured.peak_rss_mib > 0 and measured.merge_rss_mib >= 0
+    # a per-task method is timed up to its first task's model, not 0 s for a lazy closure
+    assert per_task.output_params == expected and per_task.seconds > 0
+    assert "per-task" in per_task.note
     assert skipped.seconds is None and "needs data" in skipped.note
     lines = bench.format_table(rows, model_mib, 1)
     assert lines[0].split()[:4] == ["method", "arch", "experts", "seconds"]
