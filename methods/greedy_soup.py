@@ -88,6 +88,6 @@ def greedy_soup(context: MethodContext, validation_limit: int) -> Solution:
             soup.append(task)
             best = score
     return Solution(
-        state=uniform_soup(context, soup) if len(soup) > 1 else pool.expert_state(soup[0]),
+        state=uniform_soup(context, soup),
         info={"individual": individual, "soup": soup, "trajectory": trajectory},
     )

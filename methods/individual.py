@@ -20,6 +20,6 @@ from harness.registry import register_method
 def individual(context: MethodContext) -> Solution:
     pool = context.pool
     return Solution(
-        task_states=pool.expert_state,
+        task_states=lambda task: pool.output_state(pool.expert_state(task)),
         extra_parameters=(len(pool.tasks) - 1) * pool.num_parameters(),
     )

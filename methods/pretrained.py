@@ -17,4 +17,4 @@ from harness.registry import register_method
     description="The base model as it is (zero-shot for CLIP suites).",
 )
 def pretrained(context: MethodContext) -> Solution:
-    return Solution(state=context.pool.base_state())
+    return Solution(state=context.pool.output_state({}))  # the base, in its stored dtypes
