@@ -5,7 +5,9 @@ can merge any single tensor: TIES keeps each task vector's top-k% entries by mag
 over all parameters, not per tensor. Holding N flattened task vectors would defeat the
 streaming pool, so the exact k-th largest magnitude is found in two streaming passes:
 a histogram of log-magnitudes locates the bin holding the k-th value, and the second
-pass gathers only that bin's values to pick it exactly.
+pass gathers only that bin's values to pick it exactly. The bins are the top bits of
+float32 magnitudes (exponent and 7 mantissa bits, 1/128 of an octave each), which grow
+with the value: one shift per entry, no logarithms.
 """
 
 from __future__ import annotations
@@ -19,17 +21,13 @@ from harness.pool import ExpertPool, TensorGroup
 
 Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 
-_LOG_LOW, _LOG_HIGH, _BINS = -40.0, 10.0, 8192
+_SHIFT, _BINS = 16, 1 << 15  # a non-negative float32's top 15 bits; bin 0 holds zeros
 
 
 def _binned_magnitudes(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-zero magnitudes and their log-scale bin indices (one formula for both passes)."""
-    magnitudes = values.detach().abs().flatten().float()
-    magnitudes = magnitudes[magnitudes > 0]
-    logs = torch.log10(magnitudes).clamp_(_LOG_LOW, _LOG_HIGH)
-    width = (_LOG_HIGH - _LOG_LOW) / _BINS
-    indices = torch.floor((logs - _LOG_LOW) / width).long().clamp_(0, _BINS - 1)
-    return magnitudes, indices
+    """Float32 magnitudes (flattened) and their log-scale bins (one rule for both passes)."""
+    magnitudes = values.detach().flatten().float().abs()
+    return magnitudes, magnitudes.view(torch.int32) >> _SHIFT
 
 
 def magnitude_thresholds(
@@ -66,8 +64,12 @@ def magnitude_thresholds(
     histograms = {task: torch.zeros(_BINS, dtype=torch.float64) for task in tasks}
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ stats", progress=progress):
         for task, vector in zip(tasks, vectors(group)):
-            _, indices = _binned_magnitudes(vector)
-            histograms[task] += torch.bincount(indices, minlength=_BINS).double().cpu()
+            magnitudes, indices = _binned_magnitudes(vector)
+            counts = torch.bincount(indices, minlength=_BINS).double()
+            # zeros are never gathered: after DARE most entries are 0, and the k-th
+            # value falling among them means "keep every non-zero entry"
+            counts[0] -= (magnitudes == 0).sum()
+            histograms[task] += counts.cpu()
 
     bins: dict[str, tuple[int, float]] = {}
     thresholds: dict[str, float] = {}
@@ -89,7 +91,8 @@ def magnitude_thresholds(
             if task not in bins:
                 continue
             magnitudes, indices = _binned_magnitudes(vector)
-            inside[task].append(magnitudes[indices == bins[task][0]].cpu())
+            selected = magnitudes[indices == bins[task][0]]
+            inside[task].append(selected[selected > 0].cpu())
     for task, (_, above) in bins.items():
         values = torch.cat(inside[task]) if inside[task] else torch.zeros(0)
         rank = keep - int(above)  # the k-th value is the rank-th largest inside the bin

@@ -68,6 +68,46 @@ def test_ties_sign_election_and_disjoint_mean_on_a_2x3_example():
 
 
 # ---------------------------------------------------------------------- DARE
+@pytest.mark.parametrize("chunk_elements", [1 << 24, 24])  # whole tensors; row slices
+def test_global_top_k_threshold_is_the_exact_kth_magnitude(tmp_path, chunk_elements):
+    """TIES's trim threshold over the whole model equals the k-th largest non-zero |τ_t|
+    of all tensors concatenated, whatever the magnitudes' range (1e-30 … 1e3), with
+    zeros, repeated values and bf16 storage."""
+    from safetensors.torch import save_file
+
+    from harness.pool import Checkpoint, ExpertPool
+    from harness.task_vectors import magnitude_thresholds
+
+    generator = torch.Generator().manual_seed(0)
+    base = {"a": torch.zeros(12, 8), "b": torch.zeros(30), "c": torch.zeros(5, 4, 3)}
+    save_file(base, str(tmp_path / "base.safetensors"))
+    experts, flat = {}, {}
+    for task in ["t0", "t1"]:
+        state = {}
+        for name, tensor in base.items():
+            exponents = torch.randint(-30, 4, tensor.shape, generator=generator)
+            values = torch.randn(tensor.shape, generator=generator) * 10.0**exponents
+            values[torch.rand(tensor.shape, generator=generator) < 0.2] = 0.0
+            values.view(-1)[:6] = 0.5  # repeated values across the k-th rank
+            state[name] = values.to(torch.bfloat16)
+        save_file(state, str(tmp_path / f"{task}.safetensors"))
+        experts[task] = Checkpoint(tmp_path / f"{task}.safetensors", task)
+        flat[task] = torch.cat([v.float().abs().flatten() for v in state.values()])
+    pool = ExpertPool(
+        Checkpoint(tmp_path / "base.safetensors", "base"), experts, chunk_elements=chunk_elements
+    )
+    total = pool.num_parameters()
+    for density in [0.01, 0.2, 0.5, 0.79]:
+        thresholds = magnitude_thresholds(pool, density, progress=False)
+        keep = math.ceil(density * total)
+        for task, magnitudes in flat.items():
+            non_zero = magnitudes[magnitudes > 0].sort(descending=True).values
+            expected = float(non_zero[keep - 1]) if keep <= non_zero.numel() else 0.0
+            assert thresholds[task] == expected, (density, task)
+    # more entries asked for than are non-zero: zeros are kept too
+    assert magnitude_thresholds(pool, 0.95, progress=False) == {"t0": 0.0, "t1": 0.0}
+
+
 def test_dare_rescales_kept_entries_and_keeps_the_expectation():
     vector = torch.full((200_000,), 2.0)
     generator = torch.Generator().manual_seed(0)
