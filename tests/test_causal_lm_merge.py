@@ -75,3 +75,19 @@ def test_the_causal_lm_check_covers_the_data_free_methods(llama_pool):
     for name in ["task_arithmetic", "ties", "dare_ties", "tall_masks", "tsv"]:
         entry = METHODS.get(name)
         entry.obj(data_free_context(llama_pool, torch.device("cpu")), **entry.defaults)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_row_sliced_merge_on_cuda_matches_cpu(llama_pool):
+    """Slices are read on the CPU and moved; the merged weights equal the CPU merge."""
+    cuda_pool = ExpertPool(llama_pool.base, llama_pool.experts, device="cuda", chunk_elements=100)
+    for name in ["task_arithmetic", "ties", "tall_masks"]:
+        entry = METHODS.get(name)
+        results = []
+        for pool, device in [(llama_pool, "cpu"), (cuda_pool, "cuda")]:
+            solution = entry.obj(data_free_context(pool, torch.device(device)), **entry.defaults)
+            state = solution.state or solution.task_states(TASKS[0])
+            assert all(t.device.type == device for t in state.values() if t.is_floating_point())
+            results.append(state)
+        for key, tensor in results[0].items():
+            torch.testing.assert_close(results[1][key].cpu(), tensor, rtol=1e-2, atol=1e-3)
