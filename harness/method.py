@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from harness.pool import ExpertPool
     from harness.suite import Suite
+    from harness.weights.pool import ExpertPool
 
 StateDict = Mapping[str, torch.Tensor]
 

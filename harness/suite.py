@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from harness.errors import UnknownNameError
-from harness.pool import ExpertPool
+from harness.weights.pool import ExpertPool
 
 SPLITS = ("train", "validation", "test")
 
@@ -125,7 +125,7 @@ class Suite(ABC):
         self, model: torch.nn.Module, task: str, split: str = "test", *, limit: int | None = None
     ) -> dict[str, float]:
         """Score ``model`` (a backbone) on one task; metrics in percent."""
-        from harness.evaluation import classification_accuracy
+        from harness.evaluation.classification import classification_accuracy
 
         return classification_accuracy(
             model,

@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 import harness
 from harness.cache import atomic_path
 from harness.errors import HarnessError
-from harness.records import load_records
+from harness.run.records import load_records
 from leaderboard.cells import Run
 from leaderboard.pages import Site, SiteBuilder
 

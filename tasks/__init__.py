@@ -1,0 +1,1 @@
+"""Registered suites, one folder per family (vision, ...); see ``harness.suite``."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tasks import clip_datasets as data
+from tasks.vision.clip import datasets as data
 
 VOCAB_SIZE = 514
 

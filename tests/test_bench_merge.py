@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from click.testing import CliRunner
 
-import harness.bench_merge as bench
+import harness.bench.merge as bench
 
 
 def test_bench_merge_measures_data_free_methods_and_skips_data_based_ones(monkeypatch):

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from harness.bench_merge import NeedsData, data_free_context
-from harness.pool import Checkpoint, ExpertPool
+from harness.bench.merge import NeedsData, data_free_context
 from harness.registry import METHODS
+from harness.weights.pool import Checkpoint, ExpertPool
 
 CONFIG = dict(
     hidden_size=16,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from harness.bench_eval import bench_eval
+from harness.bench.eval import bench_eval
 from harness.cli import cli
 
 

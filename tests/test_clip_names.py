@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from harness.registry import SUITES
 from harness.suite import SuiteContext
-from tasks import clip_datasets as data
-from tasks.clip_models import hf_vision_key, open_clip_vision_key
+from tasks.vision.clip import datasets as data
+from tasks.vision.clip.models import hf_vision_key, open_clip_vision_key
 
 
 def suite(name: str, **options):

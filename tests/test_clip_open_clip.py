@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from harness.cli import cli
-from harness.convert import convert_checkpoint
 from harness.errors import ArtifactNotFoundError, CheckpointError
-from tasks import clip_datasets as data
+from harness.weights.convert import convert_checkpoint
+from tasks.vision.clip import datasets as data
 from tests.clip_mirror import save_dataset
 
 TASKS = ["svhn", "mnist"]
@@ -159,7 +159,7 @@ def reference_accuracy(mirror, source, task):
     import open_clip
     from torchvision import transforms
 
-    from harness.convert import load_tensors
+    from harness.weights.convert import load_tensors
 
     model = tiny_open_clip()
     base_dir = mirror / "models" / "timm/vit_base_patch32_clip_224.openai"

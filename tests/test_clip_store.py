@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from harness.evaluation import classification_accuracy
-from harness.fast_eval import DeviceFeeder, fast_accuracy, resolve_dtype
-from harness.tensor_store import Preprocess, TensorStore, build_store, cached_store
+from harness.evaluation.classification import classification_accuracy
+from harness.evaluation.fast import DeviceFeeder, fast_accuracy, resolve_dtype
+from harness.evaluation.tensor_store import Preprocess, TensorStore, build_store, cached_store
 
 
 def images(count: int, seed: int = 0) -> list[Image.Image]:

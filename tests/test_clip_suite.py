@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from harness.cache import cache_dir
 from harness.cli import cli
 from harness.errors import ArtifactNotFoundError, HarnessError
+from harness.evaluation.zeroshot import zeroshot_weights
 from harness.registry import SUITES
 from harness.suite import SuiteContext
-from harness.zeroshot import zeroshot_weights
-from tasks import clip_datasets as data
-from tasks.clip_datasets import VIT8, LabelOrderError, check_label_names
+from tasks.vision.clip import datasets as data
+from tasks.vision.clip.datasets import VIT8, LabelOrderError, check_label_names
 from tests.clip_mirror import build_mirror, dataset_label_names, save_dataset
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.coefficients import TaskVectorMixer, entropy
-from harness.method import MethodContext
-from harness.pool import ExpertPool
-from harness.registry import METHODS
-from harness.statistics import (
+from harness.merging.coefficients import TaskVectorMixer, entropy
+from harness.merging.statistics import (
     RegressionSums,
     input_grams,
     linear_layers,
     regression_merge,
     scale_off_diagonal,
 )
+from harness.method import MethodContext
+from harness.registry import METHODS
+from harness.weights.pool import ExpertPool
 
 
 def _run(name: str, context: MethodContext, **overrides):
@@ -131,7 +131,7 @@ def test_regmean_pp_last_block_is_the_closed_form_on_merged_inputs(tiny_context)
 
 # ------------------------------------------------------------------------------- Fisher
 def test_fisher_average_weights_each_coordinate_by_its_fisher():
-    from methods.fisher import fisher_average
+    from methods.merging.fisher import fisher_average
 
     tensors = [torch.tensor([1.0, 10.0]), torch.tensor([3.0, 20.0])]
     equal = [torch.tensor([2.0, 2.0]), torch.tensor([2.0, 2.0])]
@@ -142,7 +142,7 @@ def test_fisher_average_weights_each_coordinate_by_its_fisher():
 
 
 def test_fisher_statistics_are_squared_per_example_gradients(tiny_context):
-    from harness.statistics import diagonal_fisher
+    from harness.merging.statistics import diagonal_fisher
 
     pool = tiny_context.pool
     task = pool.tasks[0]
@@ -194,7 +194,7 @@ def test_entropy_of_uniform_and_certain_predictions():
 def test_greedy_soup_never_adds_an_expert_that_lowers_validation_accuracy(
     tiny_context, monkeypatch
 ):
-    import methods.greedy_soup as greedy
+    import methods.merging.greedy_soup as greedy
 
     # Validation accuracy by soup composition: c is the best expert; adding a to the
     # soup would lower its accuracy, adding b raises it.
@@ -307,7 +307,7 @@ def test_mehl_soup_moves_on_the_hyperplane_and_returns_its_soup(tiny_context):
 
 # ----------------------------------------------------------------------------- Twin
 def test_low_rank_keeps_the_best_approximation_and_full_rank_is_exact():
-    from methods.twin import low_rank
+    from methods.routing.twin import low_rank
 
     generator = torch.Generator().manual_seed(3)
     matrix = torch.randn(6, 4, generator=generator)
@@ -353,8 +353,8 @@ def test_twin_routes_per_input_and_full_rank_reproduces_the_experts(tiny_context
 
 
 def test_ensemble_under_a_normalising_zero_shot_head_predicts_as_logit_averaging(tiny_context):
-    from harness.zeroshot import ZeroShotHead
-    from methods.ensemble import FeatureEnsemble
+    from harness.evaluation.zeroshot import ZeroShotHead
+    from methods.baselines.ensemble import FeatureEnsemble
 
     pool = tiny_context.pool
     members = [tiny_context.build_model(pool.expert_state(t)) for t in pool.tasks]

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.errors import HarnessError
-from harness.records import validation_errors, write_record
 from harness.registry import METHODS, SUITES, Entry, Param
+from harness.run.records import validation_errors, write_record
 from harness.suite import Published
 from leaderboard import build as build_module
 from leaderboard.build import MARKER, build_site
@@ -510,7 +510,7 @@ def test_site_from_real_runs_on_the_tiny_suite(tmp_path: Path, tiny_suite_name: 
     Marked slow: the first use of the tiny suite in a session trains its experts (seconds
     on an idle machine, shared with the other tests that use it); ``-m "not slow"`` skips.
     """
-    from harness.runner import RunSpec, run
+    from harness.run.runner import RunSpec, run
 
     results = tmp_path / "results"
     for method, seed, select in (

@@ -32,9 +32,9 @@ from safetensors.torch import save_file
 
 from harness.errors import CheckpointError, HarnessError
 from harness.method import MethodContext, Solution
-from harness.pool import Checkpoint, ExpertPool
 from harness.registry import FAMILIES, METHODS, SUITES, Entry
 from harness.suite import SuiteContext
+from harness.weights.pool import Checkpoint, ExpertPool
 from tests.tiny_suite import TinySuite
 
 NAMES = METHODS.names()
@@ -275,7 +275,7 @@ def test_row_slices_give_the_same_weights(name):
 
 def test_row_slice_check_catches_a_false_rowwise_claim(monkeypatch):
     """A per-tensor normalisation declared rowwise must fail the check above."""
-    from harness.merging import stack, tensorwise
+    from harness.merging.stream import stack, tensorwise
 
     @tensorwise(rowwise=True)
     def normalised_sum(group, scaling: float = 0.1):
@@ -308,7 +308,7 @@ class MismatchedSuite(TinySuite):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_mismatched_expert_is_a_checkpoint_error(name, monkeypatch, tmp_path):
-    from harness.runner import RunSpec, run
+    from harness.run.runner import RunSpec, run
 
     SUITES.discover()
     entry = Entry(name="tiny3bad", kind="suite", obj=MismatchedSuite, family="suite")

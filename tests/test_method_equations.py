@@ -9,24 +9,24 @@ import pytest
 import torch
 
 from harness.errors import HyperparameterError
-from harness.pool import TensorGroup
-from harness.sparsify import dare, magnitude_band_mask, magprune, top_fraction_mask
-from harness.subspace import low_rank, orthogonalize
-from methods.breadcrumbs import breadcrumbs
-from methods.consensus import consensus
-from methods.dare_ta import dare_ta
-from methods.emr import emr_masks, rescaler_sums, rescalers, unified_task_vector
-from methods.iso_c import iso_c, isotropic
-from methods.iso_cts import iso_cts_matrix
-from methods.magmax import magmax
-from methods.model_stock import interpolation_ratio, model_stock
-from methods.pcb import balancing_scores, pcb_merge
-from methods.slerp import slerp_tensors
-from methods.tall_masks import tall_masks
-from methods.task_arithmetic import task_arithmetic
-from methods.ties import elect_and_disjoint_mean
-from methods.tsv import tsv_merge_matrix
-from methods.weight_average import weight_average
+from harness.merging.sparsify import dare, magnitude_band_mask, magprune, top_fraction_mask
+from harness.merging.subspace import low_rank, orthogonalize
+from harness.weights.pool import TensorGroup
+from methods.merging.breadcrumbs import breadcrumbs
+from methods.merging.consensus import consensus
+from methods.merging.dare_ta import dare_ta
+from methods.merging.emr import emr_masks, rescaler_sums, rescalers, unified_task_vector
+from methods.merging.iso_c import iso_c, isotropic
+from methods.merging.iso_cts import iso_cts_matrix
+from methods.merging.magmax import magmax
+from methods.merging.model_stock import interpolation_ratio, model_stock
+from methods.merging.pcb import balancing_scores, pcb_merge
+from methods.merging.slerp import slerp_tensors
+from methods.merging.tall_masks import tall_masks
+from methods.merging.task_arithmetic import task_arithmetic
+from methods.merging.ties import elect_and_disjoint_mean
+from methods.merging.tsv import tsv_merge_matrix
+from methods.merging.weight_average import weight_average
 
 
 def group(base, *experts, name="w", seed=0) -> TensorGroup:
@@ -75,8 +75,8 @@ def test_global_top_k_threshold_is_the_exact_kth_magnitude(tmp_path, chunk_eleme
     zeros, repeated values and bf16 storage."""
     from safetensors.torch import save_file
 
-    from harness.pool import Checkpoint, ExpertPool
-    from harness.task_vectors import magnitude_thresholds
+    from harness.merging.task_vectors import magnitude_thresholds
+    from harness.weights.pool import Checkpoint, ExpertPool
 
     generator = torch.Generator().manual_seed(0)
     base = {"a": torch.zeros(12, 8), "b": torch.zeros(30), "c": torch.zeros(5, 4, 3)}

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.records import read_record, record_files
-from tasks import mini8_data as data
+from harness.run.records import read_record, record_files
+from tasks.vision.mini8 import data as data
 from tests.test_runner_cli import invoke
 
 

@@ -7,8 +7,8 @@ from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
 from harness.errors import ArtifactNotFoundError, CheckpointError
-from harness.hub import resolve_model
-from harness.pool import Checkpoint, ExpertPool
+from harness.weights.hub import resolve_model
+from harness.weights.pool import Checkpoint, ExpertPool
 
 
 def tiny_clip_vision(seed: int, hidden: int = 16) -> CLIPVisionModel:
@@ -178,7 +178,7 @@ def test_rowwise_streaming_reads_large_matrices_in_row_slices(tmp_path):
     """A bf16 Llama's embedding, above ``chunk_elements``, comes in row slices read
     straight from the files; the slices tile the tensor and merge back to the same
     weights as whole-tensor streaming."""
-    from harness.merging import merge_stream
+    from harness.merging.stream import merge_stream
     from harness.method import MethodContext
 
     config = LlamaConfig(

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from harness.errors import RecordError, ResultsDirError
-from harness.records import (
+from harness.run.records import (
     ensure_writable,
     load_records,
     read_record,

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from harness.cli import main
-from harness.records import read_record, record_files
+from harness.run.records import read_record, record_files
 
 
 def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -124,12 +124,12 @@ def test_interrupted_run_leaves_earlier_records_intact(run_cli, tmp_path, monkey
     assert code == 0
     before = {p: p.read_text() for p in record_files(tmp_path)}
 
-    import harness.runner
+    import harness.run.runner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.runner, "evaluate_solution", interrupted)
+    monkeypatch.setattr(harness.run.runner, "evaluate_solution", interrupted)
     code, _, err = run_cli(
         "eval", "--method", "weight_average", "--tasks", "tiny3", "--results", str(tmp_path),
         "--quiet",

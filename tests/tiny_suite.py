@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from harness.cache import cached_directory, content_key, file_sha256
-from harness.pool import Checkpoint, ExpertPool
 from harness.suite import Artifact, Suite
+from harness.weights.pool import Checkpoint, ExpertPool
 
 CONFIG = dict(
     hidden_size=16,

@@ -1,0 +1,1 @@
+"""`harness bench`: the harness measuring its own speed and memory (eval, merge)."""

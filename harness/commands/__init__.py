@@ -1,0 +1,1 @@
+"""The `harness` subcommands, one module each; `harness.cli` assembles them."""

@@ -1,0 +1,135 @@
+"""``harness bench eval|merge``: the harness measuring its own speed and memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from harness.commands.options import split_names
+from harness.errors import HarnessError
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Measure the harness's own speed."""
+
+
+@bench_group.command("eval")
+@click.option(
+    "--arch",
+    type=click.Choice(["vit-b-32", "vit-b-16", "vit-l-14"]),
+    default="vit-b-32",
+    show_default=True,
+)
+@click.option("--images", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--device", default="cuda", show_default=True, help="cuda, cuda:N or cpu.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="DataLoader workers of the plain pipeline (default: min(8, CPUs)).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="Fast path precision (auto: bf16 on CUDA, fp32 on CPU).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Fast path batch size (0: 1024 on CUDA, 256 on CPU).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_eval_command(
+    arch: str,
+    images: int,
+    device: str,
+    workers: int | None,
+    dtype: str,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Images/s of fast evaluation vs a plain DataLoader + PIL + fp32 batch-128 loop.
+
+    \b
+    Example:
+      harness bench eval --arch vit-b-32 --images 8192 --device cuda
+    """
+    import torch
+
+    from harness.bench.eval import bench_eval, describe
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
+    result = bench_eval(arch, images, device, workers=workers, dtype=dtype, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(describe(result), indent=2))
+        return
+    for line in result.lines():
+        click.echo(line)
+
+
+@bench_group.command("merge")
+@click.option("--methods", required=True, help="Comma-separated data-free method names.")
+@click.option(
+    "--arch",
+    type=click.Choice(["vit-b-32", "vit-l-14", "llama-1b"]),
+    default="vit-b-32",
+    show_default=True,
+)
+@click.option("--experts", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs per method (each in a fresh process); the median time is shown.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the synthetic checkpoints (default: the temp directory).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_merge_command(
+    methods: str,
+    arch: str,
+    experts: int,
+    device: str,
+    repeat: int,
+    workdir: Path | None,
+    as_json: bool,
+) -> None:
+    """Merge time and peak memory on synthetic checkpoints of a real architecture.
+
+    \b
+    Example:
+      harness bench merge --methods weight_average,task_arithmetic,ties --arch vit-b-32
+    """
+    import torch
+
+    from harness.bench.merge import bench_merge, describe, format_table
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
+    rows, model_mib = bench_merge(
+        split_names(methods, "--methods"),
+        arch,
+        experts,
+        device=device,
+        repeat=repeat,
+        workdir=workdir,
+        log=None if as_json else lambda line: click.echo(line, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(describe(rows, model_mib), indent=2))
+        return
+    for line in format_table(rows, model_mib, repeat):
+        click.echo(line)

@@ -1,0 +1,38 @@
+"""Per-task models built lazily, one tensor at a time.
+
+Methods that keep something per task (TALL masks, EMR masks and rescalers, PERU sparse
+or low-rank task vectors) return ``Solution(task_states=...)``. ``streamed_task_states``
+builds the state of one task only when the suite asks for it, streaming the pool tensor
+by tensor as merging does, so the per-task extras are never all held in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from harness.method import MethodContext, StateDict
+from harness.weights.pool import TensorGroup
+
+TaskTensor = Callable[[TensorGroup, int], torch.Tensor]
+
+
+def streamed_task_states(
+    context: MethodContext, build: TaskTensor, *, rowwise: bool = False
+) -> Callable[[str], StateDict]:
+    """``task → state`` where each tensor is ``build(group, index of the task)``; a
+    ``rowwise`` build gets large matrices in row slices (as ``merge_stream``)."""
+    pool = context.pool
+
+    def task_state(task: str) -> StateDict:
+        if task not in pool.tasks:
+            raise KeyError(f"no expert for task {task!r} in the pool ({', '.join(pool.tasks)})")
+        index = pool.tasks.index(task)
+        merged: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for group in pool.stream(seed=context.seed, rowwise=rowwise, progress=False):
+                pool.place(merged, group, build(group, index))
+        return pool.output_state(merged)
+
+    return task_state

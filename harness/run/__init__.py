@@ -1,0 +1,2 @@
+"""One run and its record: runner, hyperparameter selection, records and their schema,
+provenance (versions, device, peak memory)."""

@@ -1,0 +1,1 @@
+"""Vision classification suites: backbone + frozen head per task, top-1 accuracy."""
