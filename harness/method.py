@@ -8,7 +8,7 @@ task, which model the suite should score and how many extra parameters it stores
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,17 @@ def mask_parameters(entries: int) -> int:
 def wrong_expert_count(method: str, count: int, found: str) -> str:
     """One message for a fixed-count method given another number, before or during a run."""
     return f"{method} merges exactly {count} experts but {found}; pick {count} tasks with --only"
+
+
+def cannot_apply(method: str, suite: str, missing: Sequence[str]) -> str:
+    """One message for a method that needs what a suite does not provide."""
+    from harness.suite import CAPABILITIES
+
+    what = " and ".join(CAPABILITIES[need] for need in missing)
+    return (
+        f"{method} cannot run on {suite}: it needs {what}, which {suite} does not provide; "
+        "pick a data-free method (harness list methods) or a suite that provides them"
+    )
 
 
 def require_experts(context: MethodContext, count: int, method: str) -> None:

@@ -105,6 +105,8 @@ class Entry:
     # cheap settings for the contract tests on the tiny suite (e.g. fewer steps); the
     # paper defaults stay the defaults everywhere else
     smoke: Mapping[str, Any] = field(default_factory=dict)
+    # what a method needs from the suite beyond weights (keys of harness.suite.CAPABILITIES)
+    needs: tuple[str, ...] = ()
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -151,6 +153,7 @@ class Entry:
             },
             "module": self.module,
             "experts": self.experts,
+            "needs": list(self.needs),
         }
 
 
@@ -238,6 +241,7 @@ def register_method(
     description: str = "",
     experts: int | None = None,
     smoke: Mapping[str, Any] | None = None,
+    needs: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(context, **hyperparameters) -> Solution`` as a method.
 
@@ -246,7 +250,15 @@ def register_method(
     that many experts (SLERP interpolates two); None means any number. ``smoke`` gives
     hyperparameter values that keep a slow method (many optimisation steps) fast enough
     for the shared contract tests on the tiny suite; they are checked like ``--set``.
+    ``needs`` names what the method reads from the suite beyond weights ("batches",
+    "heads": ``harness.suite.CAPABILITIES``); a suite that does not provide it is refused
+    before anything loads. Data-free methods need nothing and run on every suite.
     """
+    from harness.suite import CAPABILITIES
+
+    unknown = [need for need in needs if need not in CAPABILITIES]
+    if unknown:
+        raise ValueError(f"needs must be among {sorted(CAPABILITIES)}, got {unknown}")
     if experts is not None and experts < 1:
         raise ValueError(f"experts must be a positive number or None, got {experts!r}")
     if family not in FAMILIES:
@@ -266,6 +278,7 @@ def register_method(
                 module=fn.__module__,
                 experts=experts,
                 smoke=dict(smoke or {}),
+                needs=tuple(needs),
             )
         )
         return fn

@@ -1,8 +1,17 @@
-"""The suite contract: a base model, one expert per task, data splits, an evaluator.
+"""The suite contract: a base model, one expert per task, and a scorer per task.
 
-A suite is registered with ``@register_suite(name)`` on a subclass of :class:`Suite`.
-The runner only talks to this interface, so a vision suite, a GLUE suite and a GSM8K
-suite plug into the same loop and the same record.
+A suite is registered with ``@register_suite(name)`` on a subclass of :class:`Suite`. The
+runner only talks to :class:`Suite`: it builds models from the pool's states and asks
+``evaluate(model, task, split)`` for metrics, so *how* a task is scored (a frozen head and
+accuracy, generation scored by lm-eval, a judge) is the suite's business alone.
+
+What a suite offers methods beyond its weights is declared in ``provides``: a method that
+``needs`` something a suite lacks is refused in one line before anything loads.
+
+- :class:`Suite`: the minimal contract (pool, model builder, scorer, identities).
+- :class:`ClassificationSuite`: backbone + frozen head per task, top-1 accuracy; provides
+  labelled batches and heads, which data-based merging methods use (Fisher, RegMean,
+  AdaMerging, soups, routers).
 """
 
 from __future__ import annotations
@@ -15,10 +24,18 @@ from typing import Any, ClassVar
 
 import torch
 
-from harness.errors import UnknownNameError
+from harness.errors import HarnessError, UnknownNameError
 from harness.weights.pool import ExpertPool
 
 SPLITS = ("train", "validation", "test")
+
+#: What a suite may offer methods beyond its weights (``Suite.provides``, ``needs=``):
+#: "batches": (inputs, labels) of train/validation and unlabelled test inputs;
+#: "heads": one frozen module per task mapping backbone outputs to class logits.
+CAPABILITIES = {
+    "batches": "labelled train/validation batches and unlabelled test inputs",
+    "heads": "a frozen classification head per task",
+}
 
 
 @dataclass(frozen=True)
@@ -66,11 +83,12 @@ class SuiteContext:
 
 
 class Suite(ABC):
-    """Base class for suites. Subclasses set ``tasks`` and implement the abstract methods."""
+    """Base class for suites: ``tasks``, a pool, a model builder and ``evaluate``."""
 
     name: ClassVar[str] = ""
     tasks: list[str] = []
-    metric: str = "accuracy"
+    metric: str = "accuracy"  # the key of evaluate()'s result that tables rank by
+    provides: ClassVar[frozenset[str]] = frozenset()  # keys of CAPABILITIES
     published: ClassVar[list[Published]] = []
 
     def __init__(self, context: SuiteContext) -> None:
@@ -104,7 +122,49 @@ class Suite(ABC):
 
     @abstractmethod
     def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-        """The backbone architecture with ``state`` (pool names) loaded, in eval mode."""
+        """The architecture with ``state`` (pool names) loaded, in eval mode: what
+        ``evaluate`` scores and what a method's solution returns per task."""
+
+    @abstractmethod
+    def evaluate(
+        self, model: torch.nn.Module, task: str, split: str = "test", *, limit: int | None = None
+    ) -> dict[str, float]:
+        """Score ``model`` on one task's split: ``{metric: value, ..., "n": examples}``.
+
+        Values are what the tables show (percent for accuracies); ``limit`` caps the
+        examples (validation-time selection)."""
+
+    @abstractmethod
+    def artifacts(self) -> list[Artifact]:
+        """Identities of every model and dataset used, for the record."""
+
+    # ------------------------------------------------------------ optional offers
+    def batches(
+        self, task: str, split: str, *, batch_size: int = 256, limit: int | None = None
+    ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) batches of a split in a fixed order (``provides`` "batches")."""
+        raise self.lacks("batches")
+
+    def head(self, task: str) -> torch.nn.Module:
+        """The frozen classifier of ``task`` (``provides`` "heads")."""
+        raise self.lacks("heads")
+
+    def lacks(self, capability: str) -> HarnessError:
+        """The one-line error for a method asking for something this suite does not offer."""
+        return HarnessError(
+            f"suite {self.name!r} does not provide {CAPABILITIES[capability]}; a method that "
+            f"uses them must declare needs=({capability!r},) so that it is refused up front"
+        )
+
+
+class ClassificationSuite(Suite):
+    """Backbone + frozen head per task, top-1 accuracy (mini8, the CLIP suites).
+
+    ``build_model`` returns the backbone (inputs → features); ``head(task)`` maps features
+    to the task's logits; every merged backbone is scored with the same heads.
+    """
+
+    provides: ClassVar[frozenset[str]] = frozenset({"batches", "heads"})
 
     @abstractmethod
     def head(self, task: str) -> torch.nn.Module:
@@ -116,15 +176,10 @@ class Suite(ABC):
     ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """(inputs, labels) batches of a split, in a fixed order."""
 
-    @abstractmethod
-    def artifacts(self) -> list[Artifact]:
-        """Identities of every model and dataset used, for the record."""
-
-    # ------------------------------------------------------------------ evaluation
     def evaluate(
         self, model: torch.nn.Module, task: str, split: str = "test", *, limit: int | None = None
     ) -> dict[str, float]:
-        """Score ``model`` (a backbone) on one task; metrics in percent."""
+        """Top-1 accuracy (%) of head(model(x)) on one task."""
         from harness.evaluation.classification import classification_accuracy
 
         return classification_accuracy(

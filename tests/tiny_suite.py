@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from harness.cache import cached_directory, content_key, file_sha256
-from harness.suite import Artifact, Suite
+from harness.suite import Artifact, ClassificationSuite
 from harness.weights.pool import Checkpoint, ExpertPool
 
 CONFIG = dict(
@@ -60,7 +60,7 @@ def _head(task: str) -> torch.nn.Linear:
     return torch.nn.Linear(CONFIG["hidden_size"], CLASSES[task])
 
 
-class TinySuite(Suite):
+class TinySuite(ClassificationSuite):
     tasks = list(CLASSES)
 
     def prepare(self) -> None:

@@ -21,7 +21,7 @@ import torch
 
 from harness.cache import cache_dir, content_key, write_json_atomic
 from harness.errors import HarnessError, RecordError
-from harness.method import MethodContext, Solution, wrong_expert_count
+from harness.method import MethodContext, Solution, cannot_apply, wrong_expert_count
 from harness.registry import METHODS, SUITES, Entry
 from harness.run.provenance import environment, peak_memory, resolve_device
 from harness.run.records import SCHEMA_VERSION, ensure_writable, record_path, write_record
@@ -54,6 +54,9 @@ class RunSpec:
         suite.resolve_params(self.suite_options)
         if self.select not in STRATEGIES:
             raise HarnessError(f"--select must be one of {', '.join(STRATEGIES)}")
+        missing = [need for need in method.needs if need not in suite.obj.provides]
+        if missing:
+            raise HarnessError(cannot_apply(self.method, self.suite, missing))
         tasks = self.only or list(getattr(suite.obj, "tasks", []))
         if method.experts is not None and tasks and len(tasks) != method.experts:
             found = f"{self.suite} would give it {len(tasks)}"

@@ -47,6 +47,7 @@ class FeatureEnsemble(nn.Module):
 @register_method(
     "ensemble",
     family="baseline",
+    needs=("heads",),
     reference="https://arxiv.org/abs/2203.05482",
     description="Average the outputs of all experts (T forward passes per input).",
 )

@@ -50,6 +50,7 @@ def unlabeled_stream(context: MethodContext, task: str, batch_size: int):
 @register_method(
     "adamerging",
     family="merging",
+    needs=("batches", "heads"),
     reference="https://arxiv.org/abs/2310.02575",
     params={
         "granularity": GRANULARITY,

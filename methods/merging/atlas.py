@@ -39,6 +39,7 @@ SPLIT = Param("validation", help="labelled split to learn on", choices=("validat
 @register_method(
     "atlas",
     family="merging",
+    needs=("batches", "heads"),
     reference="https://arxiv.org/abs/2407.02880",
     params={"init": INIT, "steps": STEPS, "lr": LR, "batch_size": BATCH_SIZE, "split": SPLIT},
     smoke={"steps": 4},  # fewer steps/examples for the contract tests only

@@ -43,6 +43,7 @@ BATCH_SIZE = Param(32, help="examples per batch while estimating the Fisher", lo
 @register_method(
     "fisher",
     family="merging",
+    needs=("batches", "heads"),
     reference="https://arxiv.org/abs/2111.09832",
     params={
         "num_examples": NUM_EXAMPLES,

@@ -67,6 +67,7 @@ def soup_accuracy(context: MethodContext, members: Sequence[str], limit: int | N
 @register_method(
     "greedy_soup",
     family="merging",
+    needs=("batches", "heads"),
     reference="https://arxiv.org/abs/2203.05482",
     params={"validation_limit": VALIDATION_LIMIT},
     smoke={"validation_limit": 16},  # fewer steps/examples for the contract tests only

@@ -42,6 +42,7 @@ def soup_weights(logits: torch.Tensor) -> torch.Tensor:
 @register_method(
     "learned_soup",
     family="merging",
+    needs=("batches", "heads"),
     reference="https://arxiv.org/abs/2203.05482",
     params={"granularity": GRANULARITY, "steps": STEPS, "lr": LR, "batch_size": BATCH_SIZE},
     smoke={"steps": 4},  # fewer steps/examples for the contract tests only

@@ -53,6 +53,7 @@ def on_hyperplane(raw: torch.Tensor) -> torch.Tensor:
 @register_method(
     "mehl_soup",
     family="merging",
+    needs=("batches", "heads"),
     reference="https://arxiv.org/abs/2407.03641",
     params={
         "granularity": GRANULARITY,

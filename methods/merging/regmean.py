@@ -64,6 +64,7 @@ def average_except(context: MethodContext, merged: dict[str, torch.Tensor]) -> d
 @register_method(
     "regmean",
     family="merging",
+    needs=("batches",),
     reference="https://arxiv.org/abs/2212.09849",
     params={"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE},
     smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only

@@ -48,6 +48,7 @@ def _stop_hook(*_: object) -> None:
 @register_method(
     "regmean_pp",
     family="merging",
+    needs=("batches",),
     reference="https://arxiv.org/abs/2508.03121",
     params={"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE},
     smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only

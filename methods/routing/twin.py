@@ -179,6 +179,7 @@ def train_router(
 @register_method(
     "twin",
     family="routing",
+    needs=("batches",),
     reference="https://arxiv.org/abs/2406.15479",
     params={
         "scaling": SCALING,

@@ -28,7 +28,7 @@ from harness.evaluation.tensor_store import (
 )
 from harness.evaluation.zeroshot import TextEncoder, ZeroShotHead, cached_head_weights
 from harness.registry import Param, register_suite
-from harness.suite import Artifact, Suite, SuiteContext
+from harness.suite import Artifact, ClassificationSuite, SuiteContext
 from harness.weights.hub import ResolvedArtifact, resolve_dataset, resolve_model
 from harness.weights.pool import ExpertPool
 from harness.weights.snapshot_id import snapshot_fingerprint, snapshot_sha256
@@ -63,7 +63,7 @@ PARAMS = {
 }
 
 
-class ClipVisionSuite(Suite):
+class ClipVisionSuite(ClassificationSuite):
     """Base of the CLIP suites; subclasses set ``tasks``."""
 
     metric = "accuracy"

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from harness.cache import cached_directory, content_key, file_sha256
 from harness.registry import register_suite
-from harness.suite import Artifact, Suite
+from harness.suite import Artifact, ClassificationSuite
 from harness.weights.pool import Checkpoint, ExpertPool
 from tasks.vision.mini8 import build as build
 from tasks.vision.mini8 import data as data
@@ -32,7 +32,7 @@ BUILD_VERSION = 1  # bump when the recipe's code changes meaning
     reference="https://arxiv.org/abs/2212.04089",
     description="Eight small image tasks, offline: vit8's protocol on a CPU scale.",
 )
-class Mini8(Suite):
+class Mini8(ClassificationSuite):
     """vit8's protocol offline: pretrained tower, frozen per-task heads, one expert per task."""
 
     tasks = list(data.TASKS)
