@@ -8,6 +8,7 @@ import torch
 from harness.method import MethodContext
 from harness.registry import SUITES, Entry
 from harness.suite import SuiteContext
+from tests.regression_suite import RegressionSuite
 from tests.tiny_suite import TinySuite
 
 
@@ -20,14 +21,25 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return root
 
 
+def register_for_test(monkeypatch: pytest.MonkeyPatch, name: str, cls: type) -> str:
+    """Register a suite class under ``name`` for the duration of one test."""
+    SUITES.discover()
+    entry = Entry(name=name, kind="suite", obj=cls, family="suite", module=cls.__module__)
+    monkeypatch.setattr(cls, "name", name)
+    monkeypatch.setitem(SUITES._entries, name, entry)
+    return name
+
+
 @pytest.fixture
 def tiny_suite_name(monkeypatch):
-    """Register the tiny suite as ``tiny3`` for the duration of one test."""
-    SUITES.discover()
-    entry = Entry(name="tiny3", kind="suite", obj=TinySuite, family="suite", module=__name__)
-    TinySuite.name = "tiny3"
-    monkeypatch.setitem(SUITES._entries, "tiny3", entry)
-    return "tiny3"
+    """The tiny classification suite, registered as ``tiny3`` for one test."""
+    return register_for_test(monkeypatch, "tiny3", TinySuite)
+
+
+@pytest.fixture
+def regression_suite(monkeypatch):
+    """The regression suite (no heads, Spearman), registered as ``reg3`` for one test."""
+    return register_for_test(monkeypatch, "reg3", RegressionSuite)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.method import MethodContext, Solution
-from harness.registry import METHODS, SUITES, Entry, register_method
+from harness.registry import METHODS, SUITES, register_method
 from harness.run.records import read_record, validation_errors
 from harness.run.runner import RunSpec, run
 from harness.suite import CAPABILITIES, ClassificationSuite, Suite
@@ -26,16 +26,6 @@ from tests.regression_suite import RegressionSuite
 NAMES = METHODS.names()
 DATA_FREE = [name for name in NAMES if not METHODS.get(name).needs]
 NEEDS_DATA = [name for name in NAMES if METHODS.get(name).needs]
-
-
-@pytest.fixture
-def regression_suite(monkeypatch):
-    """Register the regression suite as ``reg3`` for one test."""
-    SUITES.discover()
-    entry = Entry(name="reg3", kind="suite", obj=RegressionSuite, family="suite", module=__name__)
-    RegressionSuite.name = "reg3"
-    monkeypatch.setitem(SUITES._entries, "reg3", entry)
-    return "reg3"
 
 
 def _spec(name: str, tmp_path, **extra) -> RunSpec:
