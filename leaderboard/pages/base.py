@@ -146,3 +146,14 @@ def published_count(suite: SuiteInfo, method: str, checkpoint_set: str) -> int:
 
 def source_link(source: str) -> str | None:
     return safe_url(source)
+
+
+def citation(published: Published) -> str:
+    """A short, readable name for a published number's source: ``arXiv 2310.02575,
+    Table 2`` or the documentation URL; the link itself is :func:`source_link`."""
+    source = published.source.strip()
+    for prefix in ("https://arxiv.org/abs/", "http://arxiv.org/abs/"):
+        if source.startswith(prefix):
+            source = "arXiv " + source[len(prefix) :]
+    table = published.table
+    return f"{source}, {table}" if table else source

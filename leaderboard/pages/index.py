@@ -7,7 +7,7 @@ from typing import Any
 
 from leaderboard import format as fmt
 from leaderboard.catalog import safe_url
-from leaderboard.pages.base import Page, PageKind, Site
+from leaderboard.pages.base import Page, PageKind, Site, whole_suite
 from leaderboard.tables import Column, Field, Row, Table
 
 
@@ -25,7 +25,13 @@ class IndexPage(PageKind):
                 Column("checkpoints", "checkpoint sets"),
                 Column("methods", "methods", numeric=True),
                 Column("runs", "runs", numeric=True),
-                Column("best", "best average"),
+                Column("best", "best average", title="any method, baselines included"),
+                Column(
+                    "best_method",
+                    "best method",
+                    title="best average among methods that are not per-task baselines "
+                    "(individual experts and ensembles are upper references)",
+                ),
                 Column("published", "published numbers", numeric=True),
             ],
             download_stem="data/suites",
@@ -34,8 +40,13 @@ class IndexPage(PageKind):
             suite, slug = self.data.suites[name], self.data.suite_slugs[name]
             cells = self.data.suite_cells[name]
             tasks = set(suite.tasks).union(*(c.tasks for c in cells)) if cells else set(suite.tasks)
-            ranked = [c for c in cells if c.stat("average").mean is not None]
+            # only whole-suite cells compare: a run on 2 of 8 tasks is not "best"
+            ranked = [c for c in whole_suite(suite, cells) if c.stat("average").mean is not None]
             best = max(ranked, key=lambda c: c.stat("average").mean) if ranked else None
+            methods_only = [c for c in ranked if c.family != "baseline"]
+            best_method = (
+                max(methods_only, key=lambda c: c.stat("average").mean) if methods_only else None
+            )
             checkpoint_sets = sorted({c.checkpoint_set for c in cells})
             runs = sum(len(c.runs) for c in cells)
             suites.rows.append(
@@ -54,6 +65,17 @@ class IndexPage(PageKind):
                             if best
                             else "–",
                             sort=best.stat("average").mean if best else None,
+                            href=self.data.method_pages[best.method] if best else None,
+                        ),
+                        "best_method": Field(
+                            f"{best_method.method} {fmt.number(best_method.stat('average').mean)}"
+                            if best_method
+                            else "–",
+                            sort=best_method.stat("average").mean if best_method else None,
+                            href=self.data.method_pages[best_method.method]
+                            if best_method
+                            else None,
+                            detail=best_method.chosen if best_method else "",
                         ),
                         "published": Field(str(len(suite.published)), sort=len(suite.published)),
                     },
@@ -66,6 +88,10 @@ class IndexPage(PageKind):
                         "runs": runs,
                         "best_method": best.method if best else None,
                         "best_average": best.stat("average").mean if best else None,
+                        "best_method_not_baseline": best_method.method if best_method else None,
+                        "best_method_not_baseline_average": (
+                            best_method.stat("average").mean if best_method else None
+                        ),
                         "published_numbers": len(suite.published),
                         "registered": suite.registered,
                     },

@@ -10,8 +10,10 @@ from leaderboard.pages.base import (
     Page,
     PageKind,
     Site,
+    citation,
     published_index,
     runs_field,
+    source_link,
     stat_data,
     stat_field,
 )
@@ -53,14 +55,17 @@ class MethodPages(PageKind):
                                 cell.suite, href=f"suites/{self.data.suite_slugs[cell.suite]}.html"
                             ),
                             "checkpoint_set": Field(cell.checkpoint_set),
-                            "setting": Field(cell.setting),
+                            "setting": Field(cell.chosen, title=f"protocol: {cell.setting}"),
                             "average": stat_field(average),
                             "normalized": stat_field(cell.stat("normalized_average")),
                             "runs": runs_field(cell),
                             "published": Field(
                                 fmt.number(match.average) if match else "–",
                                 sort=match.average if match else None,
-                                title=f"{match.source} ({match.checkpoint_set})" if match else "",
+                                href=source_link(match.source) if match else None,
+                                title=f"{citation(match)} ({match.checkpoint_set})"
+                                if match
+                                else "",
                             ),
                             "delta": Field(fmt.signed(delta), sort=delta),
                             "method_s": stat_field(cell.stat("method_s"), fmt.seconds),
@@ -70,6 +75,7 @@ class MethodPages(PageKind):
                             "suite": cell.suite,
                             "checkpoint_set": cell.checkpoint_set,
                             "setting": cell.setting,
+                            "hyperparameters": cell.chosen,
                             **stat_data("average", average),
                             **stat_data("normalized_average", cell.stat("normalized_average")),
                             "runs": len(cell.runs),
@@ -143,6 +149,8 @@ class MethodPages(PageKind):
                         "params": params,
                         "published_here": published_here,
                         "suite_pages": self.data.suite_slugs,
+                        "citation": citation,
+                        "source_link": source_link,
                     },
                 )
             )

@@ -11,6 +11,7 @@ from leaderboard.pages.base import (
     Page,
     PageKind,
     Site,
+    citation,
     published_count,
     published_index,
     runs_field,
@@ -18,7 +19,7 @@ from leaderboard.pages.base import (
     stat_data,
     stat_field,
 )
-from leaderboard.pages.costs import COSTS, cost_plots
+from leaderboard.pages.costs import cost_page, cost_plots
 from leaderboard.tables import Column, Field, Row, Table
 
 
@@ -31,7 +32,6 @@ class SuitePages(PageKind):
             cells = self.data.suite_cells[name]  # whole-suite cells first, subsets after
             results = self.suite_table(suite, cells, slug)
             published = self.published_table(suite, cells, slug)
-            plots, _ = cost_plots(self.data, suite, cells)
             site.tables += [results, published]
             site.pages.append(
                 Page(
@@ -42,7 +42,7 @@ class SuitePages(PageKind):
                         "suite": suite,
                         "results": results,
                         "published": published,
-                        "plots": plots,
+                        "cost_page": cost_page(slug),
                         "reference_url": safe_url(suite.reference),
                         "run_count": sum(len(c.runs) for c in cells),
                     },
@@ -56,21 +56,32 @@ class SuitePages(PageKind):
             tasks.extend(t for t in cell.tasks if t not in tasks)
         published = published_index(suite)
         _, fronts = cost_plots(self.data, suite, cells)
+        # Method (sticky), then the columns a reader compares first (accuracy, literature,
+        # cost), then how the cell was run, then one column per task: with 20 tasks the
+        # key columns stay on screen and the task columns scroll.
         columns = [
-            Column("method", "method"),
-            Column("family", "family"),
-            Column("setting", "hyperparameters", title="how hyperparameters were chosen"),
-            Column("checkpoint_set", "checkpoints", title="checkpoint set"),
-            *[Column(f"task:{t}", t, numeric=True, title=f"{t} (mean ± std)") for t in tasks],
+            Column("method", "method", sticky=True),
             Column("average", "average", numeric=True, title="mean over tasks (± std)"),
             Column("normalized", "normalised", numeric=True, title="relative to experts, %"),
-            Column("runs", "runs", numeric=True, title="number of runs (seeds)"),
             Column("published", "published", numeric=True, title="number from the literature"),
             Column("delta", "Δ", numeric=True, title="measured − published"),
             Column("method_s", "merge time", numeric=True, title="method step, seconds"),
-            Column("evaluate_s", "eval time", numeric=True, title="test evaluation"),
-            Column("memory", "peak memory", numeric=True, title="GPU if used, else CPU RSS"),
+            Column(
+                "method_memory",
+                "method memory",
+                numeric=True,
+                title="the method step's own peak above what was resident",
+            ),
             Column("extra", "extra params", numeric=True, title="stored beyond one model"),
+            Column("runs", "runs", numeric=True, title="number of runs (seeds)"),
+            Column("setting", "hyperparameters", title="values used and how they were chosen"),
+            Column("family", "family"),
+            Column("checkpoint_set", "checkpoints", title="checkpoint set"),
+            *[Column(f"task:{t}", t, numeric=True, title=f"{t} (mean ± std)") for t in tasks],
+            Column("evaluate_s", "eval time", numeric=True, title="test evaluation"),
+            Column(
+                "memory", "process peak memory", numeric=True, title="GPU if used, else CPU RSS"
+            ),
         ]
         table = Table(
             id="results",
@@ -90,10 +101,12 @@ class SuitePages(PageKind):
             )
             cells_out: dict[str, Field] = {
                 "method": Field(
-                    cell.method, sort=cell.method.lower(), href=self.data.method_pages[cell.method]
+                    cell.method,
+                    sort=cell.method.lower(),
+                    href=self.data.method_pages[cell.method],
                 ),
                 "family": Field(cell.family),
-                "setting": Field(cell.setting),
+                "setting": Field(cell.chosen, title=f"protocol: {cell.setting}"),
                 "checkpoint_set": Field(cell.checkpoint_set),
             }
             data: dict[str, Any] = {
@@ -102,6 +115,7 @@ class SuitePages(PageKind):
                 "method": cell.method,
                 "family": cell.family,
                 "setting": cell.setting,
+                "hyperparameters": cell.chosen,
                 "runs": len(cell.runs),
             }
             for task in tasks:
@@ -120,7 +134,7 @@ class SuitePages(PageKind):
                     fmt.number(match.average),
                     sort=match.average,
                     href=source_link(match.source),
-                    title=f"{match.source} (checkpoint set {match.checkpoint_set})",
+                    title=f"{citation(match)} (checkpoint set {match.checkpoint_set})",
                     detail=f"on {match.checkpoint_set}"
                     + (f", +{more} more below" if (more := variants - 1) > 0 else ""),
                 )
@@ -142,21 +156,24 @@ class SuitePages(PageKind):
                 ("method_s", "method_s", fmt.seconds),
                 ("evaluate_s", "evaluate_s", fmt.seconds),
                 ("memory", "peak_memory_bytes", fmt.memory),
+                ("method_memory", "method_memory_bytes", fmt.memory),
                 ("extra", "extra_parameters", fmt.count),
             ):
                 cells_out[key] = stat_field(cell.stat(measure), formatter)
                 data.update(stat_data(measure, cell.stat(measure)))
             cells_out["memory"].detail = cell.memory_kind
             data["memory_kind"] = cell.memory_kind
-            for measure, *_ in COSTS:
-                data[f"pareto_{measure}"] = fronts[measure][index]
+            for key, on_front in fronts.items():
+                data[f"pareto_{key}"] = on_front[index]
             data["run_ids"] = ";".join(run.record["run_id"] for run in cell.runs)
             table.rows.append(
                 Row(
                     cells=cells_out,
                     data=data,
                     family=cell.family,
-                    search=" ".join([cell.method, cell.family, cell.setting, cell.checkpoint_set]),
+                    search=" ".join(
+                        [cell.method, cell.family, cell.setting, cell.chosen, cell.checkpoint_set]
+                    ),
                 )
             )
         return table
@@ -194,7 +211,7 @@ class SuitePages(PageKind):
                         "published": Field(fmt.number(published.average), sort=published.average),
                         "measured": stat_field(measured),
                         "delta": Field(fmt.signed(delta), sort=delta),
-                        "source": Field(published.source, href=source_link(published.source)),
+                        "source": Field(citation(published), href=source_link(published.source)),
                         "note": Field(published.note),
                     },
                     data={
@@ -205,6 +222,7 @@ class SuitePages(PageKind):
                         **stat_data("measured_average", measured),
                         "delta": delta,
                         "source": published.source,
+                        "table": published.table,
                         "note": published.note,
                     },
                 )
