@@ -28,7 +28,7 @@ class IndexPage(PageKind):
                 Column("best", "best average", title="any method, baselines included"),
                 Column(
                     "best_method",
-                    "best method",
+                    "best non-baseline",
                     title="best average among methods that are not per-task baselines "
                     "(individual experts and ensembles are upper references)",
                 ),
