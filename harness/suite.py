@@ -64,10 +64,11 @@ class Published:
 
     method: str  # registered method name
     average: float
-    source: str  # citation or URL
+    source: str  # URL of the paper (arXiv abstract) or documentation page
     checkpoint_set: str
     per_task: Mapping[str, float] = field(default_factory=dict)
     note: str = ""
+    table: str = ""  # where in the source, e.g. "Table 2"; empty when not confirmed
 
 
 @dataclass

@@ -22,7 +22,7 @@ from harness.cache import atomic_path
 from harness.errors import HarnessError
 from harness.run.records import load_records
 from leaderboard.cells import Run
-from leaderboard.pages import Site, SiteBuilder
+from leaderboard.pages import Site, build_site_model
 
 MARKER = ".harness-leaderboard"
 STATIC_FILES = ("style.css", "table.js")
@@ -117,7 +117,7 @@ def build_site(
         Run(record, path.relative_to(results_dir) if path.is_relative_to(results_dir) else path)
         for record, path in zip(loaded.records, loaded.paths)
     ]
-    site = SiteBuilder(runs, loaded.problems).build()
+    site = build_site_model(runs, loaded.problems)
     with atomic_path(out_dir) as temporary:
         temporary.mkdir()
         render(site, temporary)

@@ -26,8 +26,11 @@ MEASURES = (
     "evaluate_s",
     "total_s",
     "peak_memory_bytes",
+    "method_memory_bytes",
     "extra_parameters",
 )
+
+MIB = 2**20
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class Cell:
     tasks: list[str] = field(default_factory=list)
     memory_kind: str = "CPU"
 
+    @property
+    def chosen(self) -> str:
+        """The values used, with how they were chosen (see :func:`chosen_values`)."""
+        return chosen_values([run.record for run in self.runs])
+
     def stat(self, name: str) -> Stat:
         return self.stats.get(name, Stat(None, None, 0))
 
@@ -98,6 +106,43 @@ def setting_label(record: dict[str, Any]) -> str:
     return label
 
 
+_HOW_CHOSEN = {"grid": "validation", "defaults": "paper defaults", "fixed": "fixed"}
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def chosen_values(records: list[dict[str, Any]]) -> str:
+    """The hyperparameter values the runs of one cell used, and how they were chosen:
+    ``scaling=0.3, density=0.2 (validation)``; seeds that chose differently show every
+    value (``scaling=0.1/0.3``), so a grid-selected cell never hides what it picked."""
+    if not records:
+        return ""
+    first = records[0]
+    names = list(first["hyperparameters"])
+    for record in records[1:]:
+        names.extend(n for n in record["hyperparameters"] if n not in names)
+    parts = []
+    for name in names:
+        values: list[str] = []
+        for record in records:
+            text = _value_text(record["hyperparameters"].get(name))
+            if text not in values:
+                values.append(text)
+        parts.append(f"{name}={'/'.join(values)}")
+    strategy = first["selection"]["strategy"]
+    how = _HOW_CHOSEN.get(strategy, strategy)
+    fixed = sorted(first["selection"].get("fixed") or [])
+    if fixed and strategy != "fixed":
+        how += f"; {', '.join(fixed)} fixed"
+    text = f"{', '.join(parts)} ({how})" if parts else "no hyperparameters"
+    options = first["suite"].get("options") or {}
+    if options:
+        text += f"; suite {_assignments(dict(sorted(options.items())))}"
+    return text
+
+
 def cell_key(record: dict[str, Any]) -> str:
     suite = record["suite"]
     return json.dumps(
@@ -129,6 +174,10 @@ def run_measures(record: dict[str, Any]) -> dict[str, Any]:
         "evaluate_s": timings.get("evaluate_s"),
         "total_s": timings.get("total_s"),
         "peak_memory_bytes": gpu if gpu else memory.get("cpu_rss_bytes"),
+        # the method step's own peak above what was resident (optional, newer records)
+        "method_memory_bytes": (
+            memory["method_mib"] * MIB if memory.get("method_mib") is not None else None
+        ),
         "extra_parameters": record["extra_parameters"],
     }
     for task, entry in record["tasks"].items():

@@ -28,6 +28,15 @@ class Point:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A horizontal line at an accuracy: a baseline that merges nothing (no cost to plot)."""
+
+    label: str
+    accuracy: float
+    href: str = ""
+
+
 def _nice_step(span: float, count: int = 5) -> float:
     raw = span / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
@@ -76,10 +85,13 @@ def scatter(
     accuracy_label: str = "average (%)",
     tick_format: Callable[[float], str] | None = None,
     whole_costs: bool = False,
+    references: Sequence[Reference] = (),
 ) -> tuple[Markup, list[bool]]:
-    """The SVG markup and, per point, whether it is on the Pareto front."""
+    """The SVG markup and, per point, whether it is on the Pareto front. ``references``
+    are drawn as labelled horizontal lines and take no part in the front."""
     tick_format = tick_format or cost_format
     points = [p for p in points if math.isfinite(p.cost) and math.isfinite(p.accuracy)]
+    references = [r for r in references if math.isfinite(r.accuracy)]
     front = pareto_mask([p.cost for p in points], [p.accuracy for p in points])
     parts = [
         f'<svg class="cost-plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} '
@@ -92,7 +104,8 @@ def scatter(
 
     x_max = max(_squash(p.cost) for p in points)
     x_max = x_max * 1.05 if x_max > 0 else 1.0
-    y_low, y_high = min(p.accuracy for p in points), max(p.accuracy for p in points)
+    accuracies = [p.accuracy for p in points] + [r.accuracy for r in references]
+    y_low, y_high = min(accuracies), max(accuracies)
     pad = max((y_high - y_low) * 0.1, 1.0)
     y_low, y_high = y_low - pad, y_high + pad
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -137,6 +150,22 @@ def scatter(
         f'<text x="14" y="{TOP + plot_h / 2}" text-anchor="middle" class="axis-label" '
         f'transform="rotate(-90 14 {TOP + plot_h / 2})">{escape(accuracy_label)} →</text>'
     )
+
+    # baselines that merge nothing: a dashed line at their accuracy, labelled in the margin
+    reference_ys = _placed_labels([(LEFT + plot_w, sy(r.accuracy)) for r in references])
+    for reference, label_y in zip(references, reference_ys):
+        y = sy(reference.accuracy)
+        tooltip = f"{reference.label}: {reference.accuracy:.2f} (reference, not a merge)"
+        line = (
+            f'<g class="reference" data-method="{escape(reference.label)}">'
+            f"<title>{escape(tooltip)}</title>"
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text x="{LEFT + plot_w + 6}" y="{label_y:.1f}" class="reference-label">'
+            f"{escape(reference.label[:24])}</text></g>"
+        )
+        if reference.href:
+            line = f'<a href="{escape(reference.href)}">{line}</a>'
+        parts.append(line)
 
     # Pareto staircase: cheapest first, each step waits for the next better point
     on_front = sorted((p for p, keep in zip(points, front) if keep), key=lambda p: p.cost)

@@ -24,6 +24,7 @@ class Column:
     label: str
     numeric: bool = False
     title: str = ""  # header tooltip: what the column means
+    sticky: bool = False  # stays in view when the table scrolls sideways
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Published vit8 accuracies (%), per checkpoint set, shown beside measured ones.
 
-Sources as gathered in shared/REFERENCE.md: FusionBench documentation for the
-transformers checkpoints; the papers (AdaMerging's baseline table, PCB, EMR-Merging) for
-the open_clip task-vectors checkpoints. ``checkpoint_set`` strings equal the suite's
+Every source is a URL a reader can open: the FusionBench documentation page for the
+transformers checkpoints, the papers' arXiv pages for the open_clip task-vectors
+checkpoints. ``table`` names the table only where it was checked; where it could not be
+checked, the note says so rather than guess. ``checkpoint_set`` strings equal the suite's
 ``checkpoint_set`` property.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 from harness.suite import Published
 
-FUSIONBENCH = "https://tanganke.github.io/fusion_bench/"
-ADAMERGING = "https://arxiv.org/abs/2310.02575"  # its ViT-B/32 table of baselines
-PCB = "PCB-Merging (NeurIPS 2024), task-vectors checkpoints"
-EMR = "https://arxiv.org/abs/2405.17461"
-PAPERS = "method papers, task-vectors open_clip checkpoints (collected in shared/REFERENCE.md)"
+# FusionBench's page on the CLIP-ViT model pool (the eight-task checkpoints and results).
+FUSIONBENCH = "https://tanganke.github.io/fusion_bench/modelpool/clip_vit/"
+# AdaMerging (Yang et al., ICLR 2024): its ViT-B/32 comparison with the task-vectors baselines.
+ADAMERGING = "https://arxiv.org/abs/2310.02575"
+PCB = "https://arxiv.org/abs/2410.02396"  # PCB-Merging (Du et al., NeurIPS 2024)
+EMR = "https://arxiv.org/abs/2405.17461"  # EMR-Merging (Huang et al., NeurIPS 2024)
+UNCHECKED = "table not confirmed"
+FUSIONBENCH_UNCHECKED = "number not re-checked against the page"
 HF_B32 = "transformers:openai/clip-vit-base-patch32"
 HF_L14 = "transformers:openai/clip-vit-large-patch14"
 OC_B32 = "open_clip:ViT-B-32:openai"
@@ -27,12 +31,15 @@ def _per_task(*values: float) -> dict[str, float]:
     return dict(zip(_TASKS, values, strict=True))
 
 
-def _set(checkpoint_set: str, source: str, rows: list[tuple]) -> list[Published]:
+def _set(
+    checkpoint_set: str, source: str, rows: list[tuple], *, caveat: str = UNCHECKED
+) -> list[Published]:
+    """One source's numbers; ``caveat`` (what could not be checked) ends every note."""
     published = []
     for row in rows:
         method, average = row[0], row[1]
         per_task = row[2] if len(row) > 2 else {}
-        note = row[3] if len(row) > 3 else ""
+        note = "; ".join(part for part in (row[3] if len(row) > 3 else "", caveat) if part)
         published.append(Published(method, average, source, checkpoint_set, per_task, note))
     return published
 
@@ -68,6 +75,7 @@ PUBLISHED_VIT8: list[Published] = [
             ("tsv", 83.1, _per_task(67.6, 71.6, 84.7, 93.4, 91.9, 92.5, 98.9, 63.8), "TSV-M"),
             ("emr", 87.75),
         ],
+        caveat=FUSIONBENCH_UNCHECKED,
     ),
     *_set(
         HF_L14,
@@ -81,6 +89,7 @@ PUBLISHED_VIT8: list[Published] = [
             ("adamerging", 91.0, {}, "layer-wise"),
             ("regmean", 90.4),
         ],
+        caveat=FUSIONBENCH_UNCHECKED,
     ),
     *_set(
         OC_B32,
@@ -103,12 +112,13 @@ PUBLISHED_VIT8: list[Published] = [
     *_set(OC_B32, EMR, [("emr", 88.7, _per_task(75.2, 72.8, 93.5, 99.5, 96.9, 98.1, 99.6, 74.4))]),
     *_set(
         OC_L14,
-        PAPERS,
+        EMR,
         [
-            ("task_arithmetic", 84.5),
-            ("ties", 86.0),
-            ("pcb", 87.5),
-            ("emr", 93.7),
+            ("task_arithmetic", 84.5, {}, "baseline in EMR-Merging's ViT-L/14 comparison"),
+            ("ties", 86.0, {}, "baseline in EMR-Merging's ViT-L/14 comparison"),
         ],
+        caveat="paper and table not confirmed",
     ),
+    *_set(OC_L14, EMR, [("emr", 93.7)]),
+    *_set(OC_L14, PCB, [("pcb", 87.5)]),
 ]
