@@ -35,3 +35,11 @@ class RecordError(HarnessError):
 
 class ResultsDirError(HarnessError):
     """A results directory that cannot be created or written."""
+
+
+class CellLockedError(HarnessError):
+    """A run (grid cell) that another live process holds the lock of."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder  # "pid N on HOST (since T)", for the grid's summary

@@ -101,3 +101,63 @@ def test_unwritable_results_dir_fails_clearly(tmp_path):
     blocker.write_text("")
     with pytest.raises(ResultsDirError, match="not writable"):
         ensure_writable(blocker / "results")
+
+
+def test_schema_takes_records_with_and_without_the_method_memory():
+    old = copy.deepcopy(VALID)  # written before peak_memory.method_mib existed
+    assert validation_errors(old) == []
+    new = copy.deepcopy(VALID)
+    new["peak_memory"].update(method_mib=12.5, method_measure="cpu_rss", method_rss_mib=12.5)
+    assert validation_errors(new) == []
+    new["peak_memory"]["method_mib"] = -1
+    assert validation_errors(new)[0].startswith("peak_memory.method_mib")
+
+
+def _hold(mib: int) -> None:
+    import time
+
+    import torch
+
+    block = torch.ones(mib * 2**18)  # float32: touched, so resident
+    time.sleep(0.05)
+    del block
+
+
+def test_step_memory_sees_a_step_below_the_process_high_water_mark():
+    """ru_maxrss alone would read 0 here: the process peaked higher before the step."""
+    import torch
+
+    from harness.run.runner import StepMemory
+
+    _hold(384)  # the process's high-water mark is now well above what the step needs
+    with StepMemory(torch.device("cpu")) as step:
+        _hold(128)
+    assert 100 * 2**20 < step.cpu_bytes < 250 * 2**20
+    assert step.fields()["method_measure"] == "cpu_rss"
+    assert step.fields()["method_mib"] == pytest.approx(step.cpu_bytes / 2**20, abs=0.1)
+    with StepMemory(torch.device("cpu")) as idle:
+        pass
+    assert idle.cpu_bytes < 32 * 2**20
+
+
+def test_record_holds_the_method_steps_own_memory(tiny_suite_name, tmp_path, monkeypatch):
+    from harness.method import Solution
+    from harness.registry import METHODS, Entry
+    from harness.run.runner import RunSpec, run
+
+    def hungry(context):
+        _hold(160)
+        return Solution(state=context.pool.output_state({}))
+
+    METHODS.discover()
+    entry = Entry(name="hungry", kind="method", obj=hungry, family="baseline", module=__name__)
+    monkeypatch.setitem(METHODS._entries, "hungry", entry)
+    memory = {}
+    for method in ("pretrained", "hungry"):
+        spec = RunSpec(method=method, suite="tiny3", results_dir=tmp_path, progress=False)
+        record, path = run(spec)
+        memory[method] = read_record(path)["peak_memory"]
+    assert memory["hungry"]["method_mib"] > 130
+    assert memory["pretrained"]["method_mib"] < 32
+    assert memory["hungry"]["method_measure"] == "cpu_rss"
+    assert memory["hungry"]["cpu_rss_bytes"] > memory["hungry"]["method_mib"] * 2**20

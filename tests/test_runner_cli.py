@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -138,6 +139,7 @@ def test_interrupted_run_leaves_earlier_records_intact(run_cli, tmp_path, monkey
     assert "records written so far are intact" in err
     assert {p: p.read_text() for p in record_files(tmp_path)} == before
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") and p.is_file()]
+    assert not list(tmp_path.rglob("*.lock")), "Ctrl-C removes the cell's lock"
 
 
 @pytest.mark.parametrize(
@@ -184,15 +186,96 @@ def test_corrupt_expert_is_reported_and_nothing_written(run_cli, tmp_path, monke
     )  # fmt: skip
     assert code == 2 and "corrupt" in err and "b.safetensors" in err
     assert len(list(record_files(tmp_path / "r"))) == 1
+    assert not list((tmp_path / "r").rglob("*.lock")), "a failed run removes its lock"
 
 
-def test_existing_record_needs_overwrite(run_cli, tmp_path):
+def test_second_eval_shows_the_record_and_how_to_rerun(run_cli, tmp_path):
+    """The quick-start command run twice: the record is shown again, exit 0, nothing runs."""
+    args = ["eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path)]
+    code, first, err = run_cli(*args, "--quiet")
+    assert code == 0, err
+    (path,) = record_files(tmp_path)
+    before = path.read_text()
+    code, second, err = run_cli(*args, "--quiet")
+    assert code == 0, err
+    assert "already recorded" in second and "nothing was run" in second
+    assert "--overwrite" in second and str(path) in second
+    table = [line for line in first.splitlines() if line.startswith(("a ", "b ", "c ", "average"))]
+    assert len(table) == 4 and all(line in second for line in table), "the same per-task table"
+    assert path.read_text() == before, "the record is untouched"
+    code, third, err = run_cli(*args, "--quiet", "--overwrite")
+    assert code == 0, err
+    assert "already recorded" not in third
+    assert len(list(record_files(tmp_path))) == 1
+    assert read_record(path)["created"] >= json.loads(before)["created"]
+
+
+def test_eval_on_a_locked_cell_is_one_line_exit_2(run_cli, tmp_path):
+    from harness.run.records import lock_path
+    from tests.test_grid_resume import hold_lock, spec_path
+
+    record = spec_path("pretrained", tmp_path)
+    with hold_lock(record):  # a live process (this one) is running the cell
+        code, out, err = run_cli(
+            "eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path),
+            "--quiet",
+        )  # fmt: skip
+        assert lock_path(record).exists()
+    assert code == 2
+    assert err.count("\n") == 1 and "is being run by pid" in err and ".lock" in err
+    assert not list(record_files(tmp_path))
+
+
+def test_eval_reruns_a_corrupt_record_and_keeps_it_aside(run_cli, tmp_path):
     args = ["eval", "--method", "pretrained", "--tasks", "tiny3", "--results", str(tmp_path)]
     assert run_cli(*args, "--quiet")[0] == 0
-    code, _, err = run_cli(*args, "--quiet")
-    assert code == 2 and "--overwrite" in err
-    assert run_cli(*args, "--quiet", "--overwrite")[0] == 0
-    assert len(list(record_files(tmp_path))) == 1
+    (path,) = record_files(tmp_path)
+    path.write_text('{"schema_version": 1, ')  # e.g. a disk that filled up mid-copy
+    code, out, err = run_cli(*args, "--quiet")
+    assert code == 0, err
+    assert "corrupt record" in err and path.name in err and "not valid JSON" in err
+    assert "already recorded" not in out
+    read_record(path)  # a valid record again
+    (aside,) = path.parent.glob(f"{path.name}.corrupt-*")
+    assert aside.read_text() == '{"schema_version": 1, '
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_leaderboard_out_that_cannot_be_written(run_cli, tmp_path, where):
+    results = tmp_path / "results"
+    assert run_cli("eval", "--method", "pretrained", "--tasks", "tiny3", "--results",
+                   str(results), "--quiet")[0] == 0  # fmt: skip
+    if where == "under_a_file":
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        out_dir = blocker / "site"
+    else:
+        out_dir = Path("/proc/harness-site")
+    code, out, err = run_cli("leaderboard", "build", "--results", str(results), "--out",
+                             str(out_dir))  # fmt: skip
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "--out" in err
+    assert not out_dir.exists()
+
+
+def test_validate_an_empty_folder_says_so(run_cli, tmp_path):
+    code, out, err = run_cli("validate", str(tmp_path))
+    assert code == 1
+    assert "no records under" in err and "check the path" in err and err.count("\n") == 1
+
+
+def test_list_tasks_shows_descriptions_and_task_counts(run_cli):
+    code, out, _ = run_cli("list", "tasks")
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header[:3] == ["name", "tasks", "description"] and "family" not in header
+    mini8 = next(line for line in out.splitlines() if line.startswith("mini8 "))
+    assert mini8.split()[1] == "8" and "Eight small image tasks" in mini8
+    code, out, _ = run_cli("list", "tasks", "--format", "json")
+    listed = {entry["name"]: entry for entry in json.loads(out)}
+    assert listed["tiny3"]["tasks"] == ["a", "b", "c"] and listed["tiny3"]["task_count"] == 3
+    assert listed["vit8"]["task_count"] == 8 and "SUN397" in listed["vit8"]["description"]
+    assert listed["mini8"]["metric"] == "accuracy"
 
 
 def test_version_help_and_list(run_cli):

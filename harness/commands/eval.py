@@ -15,10 +15,14 @@ from harness.commands.options import print_record, run_options, run_spec
 @click.option("--tasks", "suite", required=True, help="A task suite (harness list tasks).")
 @click.option("--only", default=None, help="Comma-separated subset of the suite's tasks.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace this run's record if it exists.")
+@click.option(
+    "--overwrite", is_flag=True, help="Run again and replace this run's record if it exists."
+)
 @run_options
 def eval_command(method: str, suite: str, seed: int, overwrite: bool, **options: Any) -> None:
     """Run one method on one suite, record the result, print a per-task table.
+
+    A run that is already recorded is not run again: its record is shown.
 
     \b
     Examples:
@@ -26,8 +30,19 @@ def eval_command(method: str, suite: str, seed: int, overwrite: bool, **options:
       harness eval --method task_arithmetic --tasks vit8 --set scaling=0.3 --device cuda
       harness eval --method ties --tasks vit8 --suite-set arch=vit-l-14 --mirror /data/mirror
     """
-    from harness.run.runner import run
+    from harness.run.runner import run_cell
 
     progress.set_enabled(not options["quiet"])
-    record, path = run(run_spec(method, suite, seed, **options), overwrite=overwrite)
-    print_record(record, path)
+    outcome = run_cell(
+        run_spec(method, suite, seed, **options),
+        overwrite=overwrite,
+        log=lambda line: click.echo(line, err=True),
+    )
+    if not outcome.ran:
+        click.echo(f"already recorded on {outcome.record['created']}; nothing was run")
+    print_record(outcome.record, outcome.path)
+    if not outcome.ran:
+        click.echo(
+            "to run it again, add --overwrite (replaces this record), "
+            "or pass --results DIR to record elsewhere"
+        )

@@ -8,7 +8,7 @@ import click
 
 from harness import progress
 from harness.commands.options import print_record, run_options, run_spec, split_names
-from harness.errors import HarnessError
+from harness.errors import CellLockedError, HarnessError
 
 
 @click.command("grid")
@@ -21,13 +21,15 @@ def grid_command(methods: str, suites: str, seeds: str, **options: Any) -> None:
     """Run the methods × suites (× seeds) grid; cells already recorded are skipped.
 
     Interrupt it at any time: finished cells stay recorded, and the same command resumes.
+    Several grids may share one --results directory: a cell another process is running
+    is locked and left to it. A corrupt record is moved aside and its cell run again.
 
     \b
     Example:
       harness grid --methods pretrained,individual,weight_average,task_arithmetic,ties \\
           --tasks mini8
     """
-    from harness.run.runner import run
+    from harness.run.runner import run_cell
 
     progress.set_enabled(not options["quiet"])
     try:
@@ -43,14 +45,26 @@ def grid_command(methods: str, suites: str, seeds: str, **options: Any) -> None:
     for spec in specs:  # check every name and value before running anything
         spec.entries()
     done = skipped = 0
+    left: list[str] = []  # cells another process is running
     for index, spec in enumerate(specs, 1):
         label = f"[{index}/{len(specs)}] {spec.method} on {spec.suite} (seed {spec.seed})"
-        if spec.path().exists():
+        try:
+            outcome = run_cell(
+                spec,
+                log=lambda line, label=label: click.echo(f"{label}: {line}"),
+                on_start=lambda label=label: click.echo(f"{label}: running"),
+            )
+        except CellLockedError as error:
+            click.echo(f"{label}: being run by {error.holder}, skipped")
+            left.append(f"  {spec.method} on {spec.suite} (seed {spec.seed}): {error.holder}")
+            continue
+        if not outcome.ran:
             click.echo(f"{label}: already recorded, skipped")
             skipped += 1
             continue
-        click.echo(f"{label}: running")
-        record, path = run(spec)
-        print_record(record, path)
+        print_record(outcome.record, outcome.path)
         done += 1
-    click.echo(f"\ngrid finished: {done} run, {skipped} already recorded")
+    summary = f"\ngrid finished: {done} run, {skipped} already recorded"
+    if left:
+        summary += f", {len(left)} left to other processes (rerun this grid once they finish):"
+    click.echo("\n".join([summary, *left]))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.commands.options import print_table
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.registry import Entry
 
 
 @click.command("list")
@@ -26,22 +31,50 @@ def list_command(what: str, fmt: str, family: str | None) -> None:
     """
     from harness.registry import METHODS, SUITES
 
-    registry = METHODS if what == "methods" else SUITES
-    entries = [e for e in registry.entries() if family is None or e.family == family]
-    if fmt == "json":
-        click.echo(json.dumps([entry.describe() for entry in entries], indent=2, default=str))
-        return
-    rows = [
-        (
-            entry.name,
-            entry.family,
-            ", ".join(f"{k}={v}" for k, v in entry.defaults.items()) or "-",
-            entry.reference or "-",
+    if family is not None and what != "methods":
+        raise HarnessError("--family applies to methods only; drop it or list methods")
+
+    if what == "methods":
+        entries = [e for e in METHODS.entries() if family is None or e.family == family]
+        if fmt == "json":
+            click.echo(json.dumps([e.describe() for e in entries], indent=2, default=str))
+            return
+        print_table(  # experts: how many a method needs, "any" or exactly N
+            ["name", "family", "experts", "defaults", "reference"],
+            [
+                (e.name, e.family, e.experts or "any", _defaults(e), e.reference or "-")
+                for e in entries
+            ],
         )
-        for entry in entries
-    ]
-    header = ["name", "family", "defaults", "reference"]
-    if what == "methods":  # how many experts a method needs: "any" or exactly N
-        header.insert(2, "experts")
-        rows = [(*row[:2], entry.experts or "any", *row[2:]) for row, entry in zip(rows, entries)]
-    print_table(header, rows)
+        return
+    suites = SUITES.entries()
+    if fmt == "json":
+        click.echo(json.dumps([describe_suite(e) for e in suites], indent=2, default=str))
+        return
+    print_table(
+        ["name", "tasks", "description", "options", "reference"],
+        [
+            (e.name, len(suite_tasks(e)), e.description or "-", _defaults(e), e.reference or "-")
+            for e in suites
+        ],
+    )
+
+
+def _defaults(entry: Entry) -> str:
+    return ", ".join(f"{k}={v}" for k, v in entry.defaults.items()) or "-"
+
+
+def suite_tasks(entry: Entry) -> list[str]:
+    """A suite's tasks as its class declares them (no build, no download)."""
+    return list(getattr(entry.obj, "tasks", None) or [])
+
+
+def describe_suite(entry: Entry) -> dict[str, Any]:
+    """``Entry.describe`` plus what only a suite has: its tasks, their count, its metric."""
+    tasks = suite_tasks(entry)
+    return {
+        **entry.describe(),
+        "tasks": tasks,
+        "task_count": len(tasks),
+        "metric": getattr(entry.obj, "metric", None),
+    }

@@ -3,14 +3,25 @@
 Layout: ``<results>/<suite>/<method>/<run_id>.json``. A record is validated against
 ``record_schema.json`` before it is written and when it is read; a corrupt or invalid
 file is reported with its path and the field at fault, and skipped, never overwritten.
+A run about to replace a corrupt record first moves it aside
+(``<run_id>.json.corrupt-<timestamp>``), so nothing a user might still want is lost.
+
+While a run is in progress its cell is locked: ``<run_id>.json.lock`` beside the record,
+created with O_CREAT|O_EXCL and holding the owner's pid, host and start time, so two
+processes sharing one results directory (two ``harness grid``) never run a cell twice.
+A lock whose pid is dead on this host is stale and taken over.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -19,7 +30,7 @@ from typing import Any
 import jsonschema
 
 from harness.cache import write_json_atomic
-from harness.errors import RecordError, ResultsDirError
+from harness.errors import CellLockedError, RecordError, ResultsDirError
 
 SCHEMA_VERSION = 1
 
@@ -76,13 +87,17 @@ def ensure_writable(results_dir: Path) -> Path:
     return results_dir
 
 
-def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
-    """Validate and write one record atomically; an existing file is never overwritten."""
+def write_record(results_dir: Path, record: dict[str, Any], *, replace: bool = False) -> Path:
+    """Validate and write one record atomically.
+
+    An existing file is never overwritten unless ``replace`` (``--overwrite``); even then
+    the old record stays whole until the new one is renamed over it.
+    """
     problems = validation_errors(record)
     if problems:
         raise RecordError(f"refusing to write an invalid record: {problems[0]}")
     path = record_path(results_dir, record)
-    if path.exists():
+    if path.exists() and not replace:
         raise RecordError(f"{path} exists already; remove it or use another --results")
     try:
         write_json_atomic(path, record)
@@ -104,6 +119,170 @@ def read_record(path: Path) -> dict[str, Any]:
     if problems:
         raise RecordError(f"{path}: {problems[0]}")
     return data
+
+
+def set_aside(path: Path, label: str = "corrupt") -> Path:
+    """Rename ``path`` to ``<name>.<label>-<UTC timestamp>`` (never replacing a file there).
+
+    The new name does not end in ``.json``, so readers of the results no longer see it.
+    """
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1000):
+        suffix = f"-{attempt}" if attempt else ""
+        aside = path.with_name(f"{path.name}.{label}-{stamp}{suffix}")
+        try:
+            os.link(path, aside)  # fails if ``aside`` exists: nothing is overwritten
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return aside
+    raise RecordError(f"cannot find a free name to move {path} aside; clean up its folder")
+
+
+def existing_record(path: Path) -> dict[str, Any] | None:
+    """The valid record at ``path``, or None when there is none.
+
+    Raises RecordError (naming the file and why) when the file is there but corrupt.
+    """
+    if not Path(path).exists():
+        return None
+    return read_record(path)
+
+
+# ---------------------------------------------------------------------------- cell locks
+
+STALE_UNREADABLE_S = 60.0  # an unreadable lock younger than this may be one being written
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    """Who holds a cell: written into the lock file as JSON."""
+
+    pid: int
+    host: str
+    created: str
+    command: str = ""
+    token: str = ""
+
+    def alive(self) -> bool:
+        """False only when the owner is certainly gone: a dead pid on this host."""
+        if self.host != socket.gethostname():
+            return True  # cannot tell; the user can remove the lock file
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's live process
+        return True
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host} (since {self.created})"
+
+
+def lock_path(record: Path) -> Path:
+    return Path(record).with_name(Path(record).name + ".lock")
+
+
+def _read_owner(path: Path) -> LockOwner | None | str:
+    """The lock's owner; None if the lock is gone; "unreadable" if it cannot be parsed."""
+    try:
+        data = json.loads(path.read_text())
+        return LockOwner(
+            pid=int(data["pid"]),
+            host=str(data["host"]),
+            created=str(data["created"]),
+            command=str(data.get("command", "")),
+            token=str(data.get("token", "")),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unreadable"
+
+
+def _remove_if_unchanged(path: Path, seen: LockOwner | str) -> None:
+    """Remove a stale lock, unless another process replaced it since we read it.
+
+    A guard file (O_EXCL too) makes read-compare-remove one step among processes that all
+    found the same stale lock, so none of them removes a lock another just took.
+    """
+    guard = path.with_name(path.name + ".takeover")
+    try:
+        os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        try:  # a guard left by a process killed within these few lines
+            if time.time() - guard.stat().st_mtime > STALE_UNREADABLE_S:
+                guard.unlink()
+        except FileNotFoundError:
+            pass
+        return
+    try:
+        if _read_owner(path) == seen:
+            path.unlink(missing_ok=True)
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+def _locked_error(record: Path, lock: Path, owner: LockOwner | None) -> CellLockedError:
+    who = owner.describe() if owner else "a process that is starting it"
+    return CellLockedError(
+        f"{record.name} is being run by {who}; wait for it to finish, or, if that "
+        f"process is gone, remove {lock}",
+        holder=who,
+    )
+
+
+@contextmanager
+def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
+    """Hold the lock of the run whose record is ``record`` for the duration of the block.
+
+    Raises CellLockedError when a live process holds it; takes over a stale one. The lock
+    is removed when the block ends, however it ends (success, error, Ctrl-C).
+    """
+    record = Path(record)
+    path = lock_path(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = LockOwner(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command,
+        token=os.urandom(8).hex(),
+    )
+    for _ in range(5):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            held = _read_owner(path)
+            if held is None:
+                continue  # released meanwhile: try again
+            if held == "unreadable":
+                try:
+                    young = time.time() - path.stat().st_mtime < STALE_UNREADABLE_S
+                except FileNotFoundError:
+                    continue
+                if young:  # most likely being written this very moment
+                    raise _locked_error(record, path, None) from None
+            elif held.alive():  # type: ignore[union-attr]
+                raise _locked_error(record, path, held) from None  # type: ignore[arg-type]
+            _remove_if_unchanged(path, held)
+            continue
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(asdict(owner), handle)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        break
+    else:
+        raise _locked_error(record, path, None)
+    try:
+        yield owner
+    finally:
+        if _read_owner(path) == owner:  # never remove a lock that is not ours
+            path.unlink(missing_ok=True)
 
 
 @dataclass

@@ -6,11 +6,18 @@ selection, records), and every number in the record is measured here.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
+import os
 import random
+import resource
 import shlex
+import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +31,15 @@ from harness.errors import HarnessError, RecordError
 from harness.method import MethodContext, Solution, cannot_apply, wrong_expert_count
 from harness.registry import METHODS, SUITES, Entry
 from harness.run.provenance import environment, peak_memory, resolve_device
-from harness.run.records import SCHEMA_VERSION, ensure_writable, record_path, write_record
+from harness.run.records import (
+    SCHEMA_VERSION,
+    cell_lock,
+    ensure_writable,
+    existing_record,
+    record_path,
+    set_aside,
+    write_record,
+)
 from harness.run.selection import STRATEGIES, Selection, select
 from harness.suite import Suite, SuiteContext
 
@@ -99,6 +114,102 @@ class RunSpec:
         return shlex.join(parts)
 
 
+MIB = 1 << 20
+
+
+def current_rss() -> int | None:
+    """This process's resident memory now, in bytes (None where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def max_rss() -> int:
+    """The process's RSS high-water mark in bytes (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(value) if sys.platform == "darwin" else int(value) * 1024
+
+
+def release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc), so the baseline RSS is live memory.
+
+    Without it, memory freed by the selection runs can stay resident (heap fragments:
+    40 freed 9 MiB tensors interleaved with small live ones kept 136 MiB) and the method
+    step would reuse it without any RSS growth, reading as free.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: a lower bound then
+        ctypes.CDLL(None).malloc_trim(0)  # the symbols already loaded: glibc's, on Linux
+
+
+class StepMemory:
+    """Peak memory of one step above what was resident when it began.
+
+    CPU: RSS sampled in a thread every ``interval_s`` (ru_maxrss never goes down, so on
+    its own it only sees a step that sets a new process high; when it does, its exact
+    value is used too). CUDA: ``max_memory_allocated`` after a reset, minus what was
+    allocated before. The thread reads /proc while torch computes without the GIL.
+    """
+
+    interval_s = 0.002
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.cuda_peak_before = 0
+        self.cpu_bytes = 0
+        self.cuda_bytes: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> StepMemory:
+        release_free_heap()
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            self.cuda_peak_before = int(torch.cuda.max_memory_allocated(self.device))
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._cuda_base = int(torch.cuda.memory_allocated(self.device))
+        self._max_rss_before = max_rss()
+        self._base = current_rss()
+        self._peak = self._base or 0
+        if self._base is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._peak = max(self._peak, current_rss() or 0)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._peak = max(self._peak, current_rss() or 0)
+        high = max_rss()
+        if high > self._max_rss_before:  # the step set a new process high: exact peak
+            self._peak = max(self._peak, high)
+        base = self._base if self._base is not None else self._max_rss_before
+        self.cpu_bytes = max(0, self._peak - base)
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            peak = int(torch.cuda.max_memory_allocated(self.device))
+            self.cuda_bytes = max(0, peak - self._cuda_base)
+
+    def fields(self) -> dict[str, Any]:
+        """The record's ``peak_memory.method_*`` fields (MiB, one decimal)."""
+        cpu = round(self.cpu_bytes / MIB, 1)
+        if self.cuda_bytes is not None:
+            return {
+                "method_mib": round(self.cuda_bytes / MIB, 1),
+                "method_measure": "cuda_allocated",
+                "method_rss_mib": cpu,
+            }
+        return {"method_mib": cpu, "method_measure": "cpu_rss", "method_rss_mib": cpu}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -157,17 +268,69 @@ def individual_reference(context: MethodContext) -> dict[str, float]:
     return {task: known[task] for task in suite.tasks}
 
 
-def run(spec: RunSpec, *, overwrite: bool = False) -> tuple[dict[str, Any], Path]:
-    """Run one method on one suite and write its record; returns (record, path)."""
-    started = time.perf_counter()
-    method_entry, _ = spec.entries()
+@dataclass(frozen=True)
+class RunOutcome:
+    """What ``run_cell`` did: ``ran`` is False when the record was already there."""
+
+    record: dict[str, Any]
+    path: Path
+    ran: bool
+
+
+def run_cell(
+    spec: RunSpec,
+    *,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> RunOutcome:
+    """Run one cell unless a valid record of it exists (then return that record).
+
+    The cell is locked while it runs, so another process sharing the results directory
+    skips it (CellLockedError) instead of running it twice. A corrupt record is moved
+    aside (``log`` says which file and why) and the cell is run again. ``on_start`` is
+    called once the cell is really about to run.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr))
+    spec.entries()
     results_dir = ensure_writable(spec.results_dir)
     target = spec.path()
-    if target.exists() and not overwrite:
-        raise RecordError(
-            f"this run is already recorded at {target}; pass --overwrite to replace it "
-            "or --results to write elsewhere"
-        )
+    if not overwrite:
+        try:  # a valid record is final: no lock needed to read it
+            recorded = existing_record(target)
+        except RecordError:
+            recorded = None  # dealt with under the lock below
+        if recorded is not None:
+            return RunOutcome(recorded, target, ran=False)
+    with cell_lock(target, command=spec.command()):
+        try:
+            recorded = existing_record(target)
+        except RecordError as error:
+            aside = set_aside(target)
+            log(f"corrupt record {error}; moved it to {aside.name} and running the cell again")
+            recorded = None
+        if recorded is not None and not overwrite:  # written by another process meanwhile
+            return RunOutcome(recorded, target, ran=False)
+        if on_start is not None:
+            on_start()
+        record = measure(spec)
+        path = write_record(results_dir, record, replace=overwrite)
+    return RunOutcome(record, path, ran=True)
+
+
+def run(spec: RunSpec, *, overwrite: bool = False) -> tuple[dict[str, Any], Path]:
+    """Run one method on one suite and write its record; returns (record, path).
+
+    An existing valid record is returned as it is unless ``overwrite``.
+    """
+    outcome = run_cell(spec, overwrite=overwrite)
+    return outcome.record, outcome.path
+
+
+def measure(spec: RunSpec) -> dict[str, Any]:
+    """Load, select, run the method, evaluate: the record of one run (not yet written)."""
+    started = time.perf_counter()
+    method_entry, _ = spec.entries()
     device = resolve_device(spec.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -190,12 +353,13 @@ def run(spec: RunSpec, *, overwrite: bool = False) -> tuple[dict[str, Any], Path
     )
     select_s = time.perf_counter() - tick
 
-    tick = time.perf_counter()
     seed_everything(spec.seed)
-    solution: Solution = method_entry.obj(context, **selection.hyperparameters)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    method_s = time.perf_counter() - tick
+    with StepMemory(device) as method_memory:
+        tick = time.perf_counter()
+        solution: Solution = method_entry.obj(context, **selection.hyperparameters)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        method_s = time.perf_counter() - tick
 
     tick = time.perf_counter()
     scores = evaluate_solution(solution, context, "test")
@@ -205,7 +369,11 @@ def run(spec: RunSpec, *, overwrite: bool = False) -> tuple[dict[str, Any], Path
     else:
         reference = individual_reference(context)
 
-    record = build_record(
+    memory: dict[str, Any] = peak_memory(device)
+    if memory.get("cuda_bytes") is not None:  # the method step reset CUDA's peak counter
+        memory["cuda_bytes"] = max(memory["cuda_bytes"], method_memory.cuda_peak_before)
+    memory.update(method_memory.fields())
+    return build_record(
         spec,
         method_entry,
         suite,
@@ -221,10 +389,8 @@ def run(spec: RunSpec, *, overwrite: bool = False) -> tuple[dict[str, Any], Path
             "evaluate_s": evaluate_s,
             "total_s": time.perf_counter() - started,
         },
+        memory=memory,
     )
-    if overwrite and target.exists():
-        target.unlink()
-    return record, write_record(results_dir, record)
 
 
 def build_record(
@@ -238,6 +404,7 @@ def build_record(
     device: torch.device,
     *,
     timings: dict[str, float],
+    memory: dict[str, Any],
 ) -> dict[str, Any]:
     tasks = {}
     for task in suite.tasks:
@@ -278,7 +445,7 @@ def build_record(
         "seed": spec.seed,
         "environment": environment(device),
         "timings": timings,
-        "peak_memory": peak_memory(device),
+        "peak_memory": memory,
         "extra_parameters": int(solution.extra_parameters),
         "method_info": solution.info,
         "command": spec.command(),
