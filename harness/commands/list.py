@@ -39,10 +39,17 @@ def list_command(what: str, fmt: str, family: str | None) -> None:
         if fmt == "json":
             click.echo(json.dumps([e.describe() for e in entries], indent=2, default=str))
             return
-        print_table(  # experts: how many a method needs, "any" or exactly N
-            ["name", "family", "experts", "defaults", "reference"],
+        print_table(  # experts: "any" or exactly N; needs: what it reads from the suite
+            ["name", "family", "experts", "needs", "defaults", "reference"],
             [
-                (e.name, e.family, e.experts or "any", _defaults(e), e.reference or "-")
+                (
+                    e.name,
+                    e.family,
+                    e.experts or "any",
+                    ",".join(e.needs) or "-",
+                    _defaults(e),
+                    e.reference or "-",
+                )
                 for e in entries
             ],
         )
@@ -74,6 +81,7 @@ def describe_suite(entry: Entry) -> dict[str, Any]:
     tasks = suite_tasks(entry)
     return {
         **entry.describe(),
+        "provides": sorted(getattr(entry.obj, "provides", ())),
         "tasks": tasks,
         "task_count": len(tasks),
         "metric": getattr(entry.obj, "metric", None),
