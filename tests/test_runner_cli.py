@@ -204,6 +204,6 @@ def test_version_help_and_list(run_cli):
     code, out, _ = run_cli("list", "methods", "--format", "json")
     listed = {entry["name"]: entry for entry in json.loads(out)}
     assert {"pretrained", "individual", "weight_average", "task_arithmetic", "ties"} <= set(listed)
-    assert listed["ties"]["defaults"] == {"scaling": 0.3, "density": 0.2}
+    assert listed["ties"]["defaults"] == {"scaling": 1.0, "density": 0.2}
     code, out, _ = run_cli("list", "tasks")
     assert code == 0 and "tiny3" in out
