@@ -74,7 +74,7 @@ def magnitude_band_mask(vector: torch.Tensor, bottom: float, top: float) -> torc
 
 def _truncated_count(fraction: float, count: int) -> int:
     """⌊fraction·count⌋, where a product a rounding error below a whole number (e.g.
-    (1 − 0.85 − 0.01)·100 = 13.999…) counts as that number."""
+    (1 − 0.8 − 0.01)·100 = 18.999…) counts as that number."""
     return max(0, min(count, math.floor(fraction * count + 1e-6)))
 
 
