@@ -9,10 +9,20 @@ import math
 import pytest
 import torch
 
+from harness.errors import HyperparameterError
 from harness.merging.sparsify import magnitude_band_mask, magprune
+from harness.merging.statistics import (
+    RegressionSums,
+    diagonal_fisher,
+    input_grams,
+    linear_layers,
+    regression_merge,
+    task_gram,
+)
 from harness.registry import METHODS
 from harness.weights.pool import TensorGroup
 from methods.merging.breadcrumbs import breadcrumbs
+from methods.merging.fisher import fisher_average, fisher_weights_
 from methods.merging.slerp import DOT_THRESHOLD, slerp_tensors
 from methods.merging.ties import elect_and_disjoint_mean
 
@@ -114,3 +124,141 @@ def test_breadcrumbs_counts_are_not_lost_to_floating_point():
     # floating point; 19 entries are kept, not 18
     mask = magnitude_band_mask(torch.arange(1, 101, dtype=torch.float32), 0.8, 0.01)
     assert int(mask.sum()) == 19
+
+
+# --------------------------------------------------------- 5. RegMean mean vs sum Gram
+def _one_weight_layer(weight: float) -> torch.nn.Linear:
+    layer = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(weight)
+    return layer
+
+
+def _regmean_one_weight(reduction: str) -> float:
+    # Task a: W_a = 1 on one token x = 1 (XᵀX = 1, 1 row). Task b: W_b = 3 on one example
+    # of three tokens x = 1 (XᵀX = 3, 3 rows).
+    #   mean: G_a = G_b = 1  → W = (1·1 + 1·3)/(1 + 1) = 2   (each task weighs the same)
+    #   sum:  G_a = 1, G_b = 3 → W = (1·1 + 3·3)/(1 + 3) = 2.5 (the task with more tokens)
+    sums = RegressionSums(alpha=1.0)
+    for weight, inputs in [(1.0, [torch.ones(1, 1)]), (3.0, [torch.ones(1, 3, 1)])]:
+        layer = _one_weight_layer(weight)
+        grams, rows = input_grams(layer, inputs, torch.device("cpu"))
+        sums.add("weight", task_gram(grams["weight"], rows["weight"], reduction), layer.weight)
+    return sums.solve("weight").item()
+
+
+def test_regmean_gram_mean_weighs_tasks_equally_whatever_their_token_counts():
+    assert _regmean_one_weight("mean") == pytest.approx(2.0)
+    assert _regmean_one_weight("sum") == pytest.approx(2.5)
+    assert METHODS.get("regmean").defaults["gram"] == "mean"
+    assert METHODS.get("regmean_pp").defaults["gram"] == "mean"
+    with pytest.raises(HyperparameterError, match="gram must be one of"):
+        task_gram(torch.ones(1, 1), 1, "median")
+
+
+def _fewer_examples_for_the_first_task(context, monkeypatch, limit: int) -> None:
+    original = context.labeled_batches
+    first = context.tasks[0]
+
+    def labeled_batches(task, split, **kwargs):
+        if task == first:
+            kwargs["limit"] = limit
+        return original(task, split, **kwargs)
+
+    monkeypatch.setattr(context, "labeled_batches", labeled_batches)
+
+
+def _run(name: str, context, **overrides):
+    entry = METHODS.get(name)
+    torch.manual_seed(0)
+    return entry.obj(context, **entry.resolve_params(overrides))
+
+
+def test_regmean_method_uses_per_task_mean_grams_with_unequal_counts(tiny_context, monkeypatch):
+    _fewer_examples_for_the_first_task(tiny_context, monkeypatch, limit=4)  # others: 16
+    pool = tiny_context.pool
+    mean = _run("regmean", tiny_context, alpha=1.0, num_examples=16, gram="mean")
+    total = _run("regmean", tiny_context, alpha=1.0, num_examples=16, gram="sum")
+    assert mean.info["gram"] == "mean" and total.info["gram"] == "sum"
+    name = next(iter(linear_layers(tiny_context.build_model(pool.base_state()))))
+    means, sums, weights = [], [], []
+    for task in pool.tasks:
+        model = tiny_context.build_model(pool.expert_state(task))
+        batches = tiny_context.labeled_batches(task, "train", limit=16)
+        grams, rows = input_grams(model, (x for x, _ in batches), tiny_context.device)
+        means.append(grams[name] / rows[name])
+        sums.append(grams[name])
+        weights.append(pool.expert_tensor(task, name))
+    assert torch.allclose(mean.state[name], regression_merge(means, weights), atol=1e-4)
+    assert torch.allclose(total.state[name], regression_merge(sums, weights), atol=1e-4)
+    assert not torch.allclose(mean.state[name], total.state[name], atol=1e-4)
+
+
+# ---------------------------------------------------------- 6. Fisher: FusionBench variant
+def test_fisher_paper_floor_is_a_clamp_and_fusionbench_adds_and_normalises():
+    paper = fisher_weights_({"w": torch.tensor([0.0, 2.0, 5.0])}, 1.0, "paper")
+    assert paper["w"].tolist() == [1.0, 2.0, 5.0]  # max(F, 1)
+    # FusionBench: ‖F‖₂ = ‖(3, 0, 4)‖ = 5 over all parameters, then (F + ε)/(‖F‖ + ε)
+    # with ε = 1: (4, 1)/6 and 5/6
+    fusion = fisher_weights_(
+        {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([4.0])}, 1.0, "fusionbench"
+    )
+    assert fusion["a"].tolist() == pytest.approx([4 / 6, 1 / 6])
+    assert fusion["b"].tolist() == pytest.approx([5 / 6])
+
+
+def test_fisher_fusionbench_normalisation_removes_a_models_overall_scale():
+    # θ_1 = 0 with F_1 = (1, 1); θ_2 = 11 with F_2 = (10, 10), ε = 0.
+    #   paper:       (1·0 + 10·11)/(1 + 10) = 10
+    #   fusionbench: c_t F_t = F_t/‖F_t‖ = (1, 1)/√2 for both → the plain average 5.5
+    thetas = [torch.zeros(2), torch.full((2,), 11.0)]
+    for variant, expected in [("paper", 10.0), ("fusionbench", 5.5)]:
+        weights = [
+            fisher_weights_({"w": torch.full((2,), f)}, 0.0, variant)["w"] for f in (1.0, 10.0)
+        ]
+        assert fisher_average(thetas, weights).tolist() == pytest.approx([expected] * 2)
+
+
+def _logistic_pair() -> tuple[torch.nn.Module, torch.nn.Module]:
+    # backbone s = w·x with w = ln 3; head logits (s, 0): at x = 1, p = (3/4, 1/4)
+    backbone = _one_weight_layer(math.log(3.0))
+    head = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0], [0.0]]))
+    return backbone, head
+
+
+def test_fusionbench_fisher_estimator_squares_the_batch_gradient():
+    # ∂ log p_1/∂w = p_2 = 1/4 and ∂ log p_2/∂w = −p_1 = −3/4 at x = 1, so one example
+    # gives g = √(3/4)·(1/4) + √(1/4)·(−3/4) = (√3 − 3)/8. A batch of two such examples
+    # squares their sum: (2g)² = (√3 − 3)²/16; two batches of one give 2g², half as much
+    # (the cross term). The true Fisher is Σ_y p_y (∂ log p_y)² = 3/64 + 9/64 = 3/16 per
+    # example, far from either.
+    backbone, head = _logistic_pair()
+    g = (math.sqrt(3.0) - 3.0) / 8.0
+    x, y = torch.ones(2, 1), torch.zeros(2, dtype=torch.long)
+    cpu = torch.device("cpu")
+    together, count = diagonal_fisher(backbone, head, [(x, y)], cpu, estimator="batch_expected")
+    assert count == 2 and together["weight"].item() == pytest.approx((2 * g) ** 2)
+    apart, _ = diagonal_fisher(
+        backbone, head, [(x[:1], y[:1]), (x[1:], y[1:])], cpu, estimator="batch_expected"
+    )
+    assert apart["weight"].item() == pytest.approx(2 * g**2)
+    # the paper's estimator with y = class 0: (∂ log p_1)² = 1/16 per example
+    empirical, _ = diagonal_fisher(backbone, head, [(x, y)], cpu, labels="empirical")
+    assert empirical["weight"].item() == pytest.approx(2 / 16)
+
+
+def test_fisher_method_offers_the_fusionbench_variant(tiny_context):
+    assert METHODS.get("fisher").defaults["variant"] == "paper"
+    paper = _run("fisher", tiny_context, num_examples=8)
+    fusion = _run("fisher", tiny_context, num_examples=8, variant="fusionbench")
+    assert paper.info["fisher_variant"] == "paper"
+    assert fusion.info == {"fisher_variant": "fusionbench", "fisher_labels": "expected"}
+    name = next(n for n in fusion.state if n.endswith("fc1.weight"))
+    assert torch.isfinite(fusion.state[name]).all()
+    assert not torch.allclose(paper.state[name], fusion.state[name], atol=1e-6)
+    # every merged coordinate is a convex combination of the experts' values
+    experts = torch.stack([tiny_context.pool.expert_tensor(t, name) for t in tiny_context.tasks])
+    assert (fusion.state[name] >= experts.min(0).values - 1e-6).all()
+    assert (fusion.state[name] <= experts.max(0).values + 1e-6).all()
