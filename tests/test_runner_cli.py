@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from harness.cli import main
+from harness.registry import METHODS
 from harness.run.records import read_record, record_files
 
 
@@ -40,7 +41,7 @@ def test_eval_writes_a_valid_record_and_prints_the_table(run_cli, tmp_path):
     assert set(record["tasks"]) == {"a", "b", "c"}
     assert record["selection"]["strategy"] == "grid"
     assert record["selection"]["split"] == "validation"
-    assert len(record["selection"]["candidates"]) == 10  # TIES's λ grid
+    assert len(record["selection"]["candidates"]) == len(METHODS.get("ties").grid["scaling"])
     best = max(record["selection"]["candidates"], key=lambda c: c["score"])
     assert record["hyperparameters"] == best["hyperparameters"]
     assert record["hyperparameters"]["density"] == 0.2  # no grid: the paper default
