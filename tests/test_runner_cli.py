@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.registry import METHODS
 from harness.run.records import read_record, record_files
 
 
@@ -41,7 +42,7 @@ def test_eval_writes_a_valid_record_and_prints_the_table(run_cli, tmp_path):
     assert set(record["tasks"]) == {"a", "b", "c"}
     assert record["selection"]["strategy"] == "grid"
     assert record["selection"]["split"] == "validation"
-    assert len(record["selection"]["candidates"]) == 10  # TIES's λ grid
+    assert len(record["selection"]["candidates"]) == len(METHODS.get("ties").grid["scaling"])
     best = max(record["selection"]["candidates"], key=lambda c: c["score"])
     assert record["hyperparameters"] == best["hyperparameters"]
     assert record["hyperparameters"]["density"] == 0.2  # no grid: the paper default
@@ -287,6 +288,6 @@ def test_version_help_and_list(run_cli):
     code, out, _ = run_cli("list", "methods", "--format", "json")
     listed = {entry["name"]: entry for entry in json.loads(out)}
     assert {"pretrained", "individual", "weight_average", "task_arithmetic", "ties"} <= set(listed)
-    assert listed["ties"]["defaults"] == {"scaling": 0.3, "density": 0.2}
+    assert listed["ties"]["defaults"] == {"scaling": 1.0, "density": 0.2}
     code, out, _ = run_cli("list", "tasks")
     assert code == 0 and "tiny3" in out

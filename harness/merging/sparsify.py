@@ -8,6 +8,8 @@ seeded by the run seed and the tensor name), so a seed fixes the result.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from harness.errors import HyperparameterError
@@ -45,17 +47,35 @@ def value_ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def magnitude_band_mask(vector: torch.Tensor, bottom: float, top: float) -> torch.Tensor:
-    """Model Breadcrumbs' mask: drop the ``bottom`` fraction of smallest magnitudes and
-    the ``top`` fraction of largest ones (outliers) of this tensor; keep the band between."""
+    """Model Breadcrumbs' mask: drop the ``top`` fraction of largest magnitudes (outliers)
+    and the smallest ones, keeping a band of ⌊(1 − bottom − top)·n⌋ entries just below
+    the outliers (n = the tensor's size).
+
+    Counts are truncated as both reference implementations do: ⌊top·n⌋ outliers (mergekit
+    ``magnitude_outliers`` ``int(gamma * n)``, the authors' ``int(n * top_k_remove)``) and
+    ⌊keep·n⌋ kept (mergekit ``int(density * n)``, the authors' ``int(n * top_k_keep)``);
+    the bottom gets the rest, n − kept − outliers, which can be one or two entries more
+    than ⌊bottom·n⌋. With top·n < 1 no outlier is removed and the band reaches the
+    largest entry (as in the authors' code); mergekit then keeps nothing (its slice
+    ``indices[n_bot:-0]`` is empty), which is a bug we do not reproduce.
+    """
     if bottom < 0 or top < 0 or bottom + top > 1:
         raise HyperparameterError(
             f"breadcrumbs needs bottom, top ≥ 0 and bottom + top ≤ 1, got {bottom} and {top}"
         )
     count = vector.numel()
-    low = int(round(bottom * count))
-    high = count - int(round(top * count))
+    outliers = _truncated_count(top, count)
+    kept = _truncated_count(1.0 - bottom - top, count)
+    high = count - outliers
+    low = high - kept
     ranks = magnitude_ranks(vector)
     return (ranks >= low) & (ranks < high)
+
+
+def _truncated_count(fraction: float, count: int) -> int:
+    """⌊fraction·count⌋, where a product a rounding error below a whole number (e.g.
+    (1 − 0.8 − 0.01)·100 = 18.999…) counts as that number."""
+    return max(0, min(count, math.floor(fraction * count + 1e-6)))
 
 
 def magprune(

@@ -5,9 +5,11 @@ Both are collected from one model at a time (a model built by the suite, paramet
 equal to the pool's), so a method holds one backbone plus the statistics, never N models.
 
 - Gram matrices (RegMean, RegMean++): for every ``nn.Linear`` with input X (all token
-  positions of all examples stacked as rows), G = Xᵀ X, keyed by the layer's weight name.
+  positions of all examples stacked as rows), G = Xᵀ X, keyed by the layer's weight name,
+  with the number of rows; ``task_gram`` turns it into the per-task mean XᵀX / rows
+  (RegMean's authors' code, FusionBench) or keeps the sum.
 - Diagonal Fisher (Fisher merging): F = E_x E_{y∼p(y|x)} [(∇_θ log p(y|x))²], estimated
-  with per-example gradients.
+  with per-example gradients (or, to reproduce FusionBench, its per-batch estimator).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, HyperparameterError
 
 
 class NoLinearLayersError(HarnessError):
@@ -37,8 +39,8 @@ def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
 class GramCollector:
     """Forward hooks that add Xᵀ X of each chosen linear layer's input to a running sum.
 
-    ``layers`` maps weight names to modules; ``grams[name]`` is float64-free float32 on
-    the model's device, ``counts[name]`` the number of rows (tokens) seen.
+    ``layers`` maps weight names to modules; ``grams[name]`` is the float32 sum on the
+    model's device, ``counts[name]`` the number of rows (tokens) seen.
     """
 
     def __init__(self, layers: Mapping[str, nn.Linear]) -> None:
@@ -89,6 +91,27 @@ def input_grams(
     return collector.grams, collector.counts
 
 
+GRAM_REDUCTIONS = ("mean", "sum")
+
+
+def task_gram(gram: torch.Tensor, rows: int, reduction: str) -> torch.Tensor:
+    """One task's Gram matrix from the summed XᵀX over ``rows`` token rows.
+
+    ``"mean"`` (XᵀX / rows) weighs every task equally in RegMean's regression, whatever
+    its number of examples or tokens (the authors' code and FusionBench keep this running
+    mean); ``"sum"`` keeps XᵀX, so a task with more rows weighs more (the objective
+    Σ_t ‖X_t Wᵀ − X_t W_tᵀ‖² taken literally over the pooled rows). With equal row counts
+    the two give the same merge: a common factor cancels in the closed form.
+    """
+    if reduction == "mean":
+        return gram / max(rows, 1)
+    if reduction == "sum":
+        return gram
+    raise HyperparameterError(
+        f"gram must be one of {', '.join(GRAM_REDUCTIONS)}, got {reduction!r}"
+    )
+
+
 def scale_off_diagonal(gram: torch.Tensor, alpha: float) -> torch.Tensor:
     """RegMean's regularised Gram matrix: α G + (1 − α) diag(G)."""
     diagonal = torch.diagonal(gram)
@@ -115,6 +138,9 @@ def solve_spd(matrix: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return torch.linalg.lstsq(matrix.cpu(), right.cpu()).solution.to(matrix.device).float()
 
 
+FISHER_ESTIMATORS = ("per_example", "batch_expected")
+
+
 def diagonal_fisher(
     model: nn.Module,
     head: nn.Module,
@@ -123,36 +149,57 @@ def diagonal_fisher(
     *,
     labels: str = "sampled",
     generator: torch.Generator | None = None,
+    estimator: str = "per_example",
 ) -> tuple[dict[str, torch.Tensor], int]:
-    """Σ over examples of the squared per-example gradient of log p(y|x), and the count.
+    """Summed squared gradients that estimate the diagonal Fisher, and the example count
+    (divide by it for the mean).
 
-    ``labels="sampled"`` draws y ∼ p(y|x) from the model (an unbiased estimate of the
-    Fisher information, as Matena & Raffel define it); ``"empirical"`` uses the true
-    labels (the "empirical Fisher"). Divide by the count for the mean. Per-example
-    gradients are taken one example at a time (exact for any architecture, including
-    attention kernels that ``torch.func.vmap`` would run through a slow fallback).
+    ``estimator="per_example"`` (Matena & Raffel): Σ over examples of the squared
+    per-example gradient of log p(y|x). ``labels="sampled"`` draws y ∼ p(y|x) from the
+    model (an unbiased estimate of the Fisher information); ``"empirical"`` uses the true
+    labels (the "empirical Fisher"). Per-example gradients are taken one example at a
+    time (exact for any architecture, including attention kernels that
+    ``torch.func.vmap`` would run through a slow fallback).
+
+    ``estimator="batch_expected"`` (FusionBench's ``get_fisher_weights``, for
+    reproducing its numbers): per batch B, the square of one gradient,
+    (∇ Σ_{x∈B} Σ_y √p(y|x) log p(y|x))² with √p held constant; ``labels`` is not used.
+    Squaring a sum over examples and classes adds cross terms, so this is a biased
+    estimate, and it depends on the batch size.
     """
     if labels not in ("sampled", "empirical"):
         raise HarnessError(f"fisher labels must be 'sampled' or 'empirical', got {labels!r}")
+    if estimator not in FISHER_ESTIMATORS:
+        raise HarnessError(
+            f"fisher estimator must be one of {', '.join(FISHER_ESTIMATORS)}, got {estimator!r}"
+        )
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     head = head.to(device)
     sums = {name: torch.zeros_like(p) for name, p in named}
     count = 0
+
+    def accumulate(objective: torch.Tensor) -> None:
+        grads = torch.autograd.grad(objective, params, allow_unused=True)
+        for (name, _), value in zip(named, grads):
+            if value is not None:
+                sums[name] += value.detach().pow(2)
+
     for inputs, targets in batches:
         inputs = inputs.to(device)
+        if estimator == "batch_expected":
+            log_probs = torch.log_softmax(head(model(inputs)).float(), dim=-1)
+            weights = log_probs.detach().exp().sqrt()
+            accumulate((weights * log_probs).sum())
+            count += inputs.shape[0]
+            continue
         if labels == "sampled":
             with torch.no_grad():
                 probs = torch.softmax(head(model(inputs)).float(), dim=-1).cpu()
             targets = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         for index in range(inputs.shape[0]):
             log_probs = torch.log_softmax(head(model(inputs[index : index + 1])), dim=-1)
-            grads = torch.autograd.grad(
-                log_probs[0, int(targets[index])], params, allow_unused=True
-            )
-            for (name, _), value in zip(named, grads):
-                if value is not None:
-                    sums[name] += value.detach().pow(2)
+            accumulate(log_probs[0, int(targets[index])])
         count += inputs.shape[0]
     return sums, count
 

@@ -9,19 +9,31 @@ Per layer (tensor) ℓ and task t, sort |τ_t^ℓ| and mask both tails:
 
 Checked against the authors' code (rezazzr/breadcrumbs, ``src/task_vectors.py``
 ``TaskVectorMiddleKeep`` and ``find_best_hyperparam.py``, method ``middle_keep``): each
-task vector is masked tensor by tensor, first zeroing the top γ fraction of magnitudes,
-then keeping the next β_keep fraction (the band just below the outliers), and the masked
+task vector is masked tensor by tensor, first zeroing the ⌊γ·n⌋ largest magnitudes,
+then keeping the next ⌊β_keep·n⌋ (the band just below the outliers), and the masked
 vectors are summed and added with α. Their search space is β_keep ∈ [0.05, 0.20], γ ∈
 [0.001, 0.01], α ∈ [0.01, 1], starting from β_keep = 0.15, γ = 0.006, α = 0.2. In the
-paper's notation (β = the masked bottom percentile) β_keep = 0.15 is β = 0.85, the
-default here. γ = 0.01 is the top of that search range (the grid also tries 0.001 and
-the starting point 0.006); the paper's table value of γ could not be read in this
-session (re-implementations of the paper use the percentile 0.993, i.e. top 0.7%).
-α = 0.3 is task arithmetic's CLIP value, inside the authors' range (their start is 0.2).
+paper's notation (β = the masked bottom fraction) β_keep = 1 − β − γ: the band kept
+here has ⌊(1 − β − γ)·n⌋ entries, so the authors' start is β = 0.844, and the default
+β = 0.85 with γ = 0.01 keeps 14% of each tensor (inside their 5–20%). γ = 0.01 is the
+top of their search range (the grid also tries 0.001 and the starting point 0.006);
+the paper's table value of γ could not be read in this session (re-implementations of
+the paper use the percentile 0.993, i.e. top 0.7%). α = 0.3 is task arithmetic's CLIP
+value, inside the authors' range (their start is 0.2).
+
+Counts (``harness.merging.sparsify.magnitude_band_mask``): ⌊γ·n⌋ outliers and
+⌊(1 − β − γ)·n⌋ kept entries, truncated as the authors' code and mergekit
+(``breadcrumbs``, ``sparsify.magnitude_outliers`` with density = 1 − β − γ) truncate;
+the bottom mask takes the remaining entries. With γ·n < 1 (the grid's γ = 0.001 on any
+tensor of fewer than 1,000 entries: biases, LayerNorms, small towers) no outlier is
+removed and the band reaches the largest entry, as in the authors' code; this is the
+right reading of "mask the top γ fraction" when that fraction is less than one entry.
+mergekit instead returns an all-zero tensor there (a slice ``[n_bot:-0]``), so its
+weights differ on such tensors.
 
 Deviation: the authors' code ranks magnitudes along the last dimension (each row of a
 2-D weight; 1-D tensors as a whole), the paper says "layer-wise"; here the ranking is
-over the whole tensor, as the paper describes.
+over the whole tensor, as the paper describes and as mergekit does.
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ two streaming passes (the same seeded draws as the merge). With p = 0.5 and k = 
 trim keeps the top 20% of the ~50% DARE survivors; it only bites when k < 1 − p.
 Defaults: p = 0.5 (see ``dare_ta``: FusionBench's CLIP value; its
 ``config/method/dare/ties_merging.yaml`` also uses sparsity_ratio 0.5), k = 0.2 and λ =
-0.3 (TIES' CLIP values, as in ``methods.merging.ties``).
+1.0: TIES' own defaults with its disjoint mean (see ``methods.merging.ties``), which is
+also the DARE authors' ``ties_merging`` default (MergeLM ``scaling_coefficient`` 1.0,
+disjoint mean; their GLUE search is λ ∈ {0.1, 0.3, 0.5, 0.7, 0.9, 1.0}). FusionBench's
+DARE-TIES config uses ``scaling_factor: 0.5`` with ``merge_func: sum`` (a sum of the
+agreeing entries, not their mean), so its 0.5 is a larger update than 0.5 here.
 """
 
 from __future__ import annotations
@@ -30,8 +34,7 @@ from harness.method import MethodContext, Solution
 from harness.registry import register_method
 from harness.weights.pool import TensorGroup
 from methods.merging.dare_ta import DROP, dare_vectors
-from methods.merging.task_arithmetic import SCALING
-from methods.merging.ties import DENSITY, elect_and_disjoint_mean
+from methods.merging.ties import DENSITY, SCALING, elect_and_disjoint_mean
 
 
 @register_method(

@@ -9,18 +9,22 @@ Merging through Magnitude-Based Sampling").
     θ = θ_0 + λ τ_m
 
 Checked against the authors' code (declare-lab/della: ``merge.py``,
-``mergekit/mergekit/sparsify.py`` ``rank_magnitude``, ``merge_methods/__init__.py``):
-method ``della`` = ``rank_magnitude_sampling`` (ranks within each row, ascending |τ|;
-a 1-D tensor is one row) + sign election by sum (TIES) + disjoint mean
-(``default_normalize``), then λ. The keep probability of rank r is k − w + 2w·r/(n−1)
-with k = 1 − p, and survivors are divided by it, i.e. 1/(1 − p_i): the same rule as here
-with ε = 2w (their ``window_size`` w is the half-width; ε here is the full width of
-[p − ε/2, p + ε/2]). Their README example for merging LM + Math + Code uses drop 0.3,
-λ = 1.1, window 0.14 (ε = 0.28 here); ``merge.py`` defaults λ = 1. The paper has no
-CLIP experiments and its per-setting tuned table could not be read in this session, so
-the defaults remain choices: p = 0.7, ε = 0.1 (= w 0.05, the default ``epsilon`` of
-their ``rank_magnitude``), λ = 1.0 (their default; τ_m is a disjoint mean). The grid
-spans drop 0.3–0.9 (0.3 is their example) and λ 0.3–1.0.
+``mergekit/mergekit/sparsify.py`` ``rank_magnitude``, ``merge_methods/__init__.py``,
+``merge_methods/generalized_task_arithmetic.py``): method ``della`` =
+``rank_magnitude_sampling`` (ranks within each row, ascending |τ|; a 1-D tensor is one
+row) + sign election by sum (TIES) + disjoint mean (``default_normalize``), then λ.
+``rank_magnitude(tensor, density, epsilon=h)`` keeps rank r with probability
+k − h + 2h·r/(n−1) (k = 1 − p) and divides survivors by it, i.e. by 1/(1 − p_i): the
+same rule as here with ε = 2h. Their ``window_size`` w is the *full* width of the
+window: ``generalized_task_arithmetic.py`` passes ``epsilon = window_size / 2`` as h,
+so the keep probabilities span [k − w/2, k + w/2] and **ε here = w** (the same
+number; no conversion). Their README example for merging LM + Math + Code uses drop
+0.3, λ = 1.1, window 0.14 (ε = 0.14 here); ``merge.py`` defaults λ = 1 and window 0
+(window 0 is DARE + TIES). The paper has no CLIP experiments and its per-setting tuned
+table could not be read in this session, so the defaults remain choices: p = 0.7,
+ε = 0.1 (= window 0.1, i.e. h = 0.05, the default ``epsilon`` of their
+``rank_magnitude``), λ = 1.0 (their default; τ_m is a disjoint mean). The grid spans
+drop 0.3–0.9 (0.3 is their example) and λ 0.3–1.0.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ DROP = Param(
 )
 EPSILON = Param(
     0.1,
-    help="ε, the spread of drop probabilities by magnitude rank",
+    help="ε, the full width of the drop probabilities by rank (the authors' window_size)",
     low=0.0,
     high=0.5,
     grid=[0.1],

@@ -12,26 +12,45 @@ G̃_t = α G_t + (1 − α) diag(G_t); α = 1 is the exact regression, α → 0 
 per-input-feature weighted average. Parameters that are not linear weights (biases,
 LayerNorms, embeddings) are averaged.
 
+G_t is the *mean* of x xᵀ over task t's token rows, G_t = X_tᵀ X_t / n_t (``gram=mean``,
+the default), so every task weighs the same in the regression whatever its number of
+examples or tokens. The paper writes the objective above with unnormalised X_tᵀ X_t
+(read literally over pooled rows, a task with more rows would weigh more) and draws the
+same number of examples per model, so its text does not separate the two; the authors'
+code that produced its numbers (``src/model_merge/local_trainer.py`` ``compute_grams``,
+and ``regmean_demo.ipynb``) keeps the running mean ``xtx / x.size(0)`` per model, as
+FusionBench does (``method/regmean/regmean.py``). ``gram=sum`` keeps the sums. The two
+agree when the tasks have equal row counts (a common factor cancels) and differ on
+suites with short train splits or variable sequence lengths.
+
 What was checked: the authors' code (bloomberg/dataless-model-merging,
 ``src/configs/defaults.yaml`` and ``src/configs/exps/*/*-regmean.yaml``): the Gram
 matrices come from each model's own layer inputs, ``regmean_reduce_nondiag`` scales the
 off-diagonal entries (default −1: no scaling, α = 1) and is set per experiment (e.g. 0.1
 for DeBERTa-large on emotion), ``gram_n_example`` is 1000 in their GLUE and emotion
-configs. Their experiments are NLP only; on CLIP
-ViT suites FusionBench (``config/method/clip_regmean.yaml``) uses 256 examples and α =
-0.6, and the DARE authors' RegMean search is α ∈ {0.7, 0.8, 0.9, 1.0} × {256, 512, 1024,
-2048} examples (yule-BUAA/MergeLM ``merge_plms_glue.py``). The paper's own per-setting
-table could not be read in this session, so α = 0.9 stays a choice (α is tuned on
-validation data, grid 0.1–0.9 with FusionBench's 0.6); 256 examples per task is
-FusionBench's CLIP value. Only one expert is held at a time: Σ_t G̃_t and Σ_t G̃_t W_tᵀ
-are running sums.
+configs. Their experiments are NLP only. On CLIP ViT suites FusionBench
+(``config/method/regmean/clip_regmean.yaml``) uses 256 examples and α = 0.95
+(``reduce_non_diagonal_ratio``; 0.6 is its GPT-2 value, ``gpt2_regmean.yaml``, and 0.1
+its base ``regmean.yaml``), and the DARE authors' RegMean search is α ∈ {0.7, 0.8, 0.9,
+1.0} × {256, 512, 1024, 2048} examples (yule-BUAA/MergeLM ``merge_plms_glue.py``). The
+paper's own per-setting table could not be read in this session, so α = 0.9 stays a
+choice (α is tuned on validation data, grid 0.1–0.95 with FusionBench's CLIP 0.95); 256
+examples per task is FusionBench's CLIP value. Only one expert is held at a time:
+Σ_t G̃_t and Σ_t G̃_t W_tᵀ are running sums.
 """
 
 from __future__ import annotations
 
 import torch
 
-from harness.merging.statistics import RegressionSums, input_grams, inputs_of, linear_layers
+from harness.merging.statistics import (
+    GRAM_REDUCTIONS,
+    RegressionSums,
+    input_grams,
+    inputs_of,
+    linear_layers,
+    task_gram,
+)
 from harness.merging.stream import merge_stream, stack
 from harness.method import MethodContext, Solution
 from harness.registry import Param, register_method
@@ -42,10 +61,15 @@ ALPHA = Param(
     help="α, the scale of the Gram matrices' off-diagonal entries",
     low=0.0,
     high=1.0,
-    grid=[0.1, 0.5, 0.6, 0.9],
+    grid=[0.1, 0.5, 0.9, 0.95],
 )
 NUM_EXAMPLES = Param(256, help="training examples per task for the Gram matrices", low=1)
 BATCH_SIZE = Param(32, help="batch size while collecting Gram matrices", low=1)
+GRAM = Param(
+    "mean",
+    help="G_t: the mean of x xᵀ over a task's token rows (every task weighs the same) or the sum",
+    choices=GRAM_REDUCTIONS,
+)
 
 
 def average_except(context: MethodContext, merged: dict[str, torch.Tensor]) -> dict:
@@ -66,11 +90,18 @@ def average_except(context: MethodContext, merged: dict[str, torch.Tensor]) -> d
     family="merging",
     needs=("batches",),
     reference="https://arxiv.org/abs/2212.09849",
-    params={"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE},
+    params={
+        "alpha": ALPHA,
+        "num_examples": NUM_EXAMPLES,
+        "batch_size": BATCH_SIZE,
+        "gram": GRAM,
+    },
     smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only
     description="Per linear layer, the least-squares merge of the experts' outputs on their data.",
 )
-def regmean(context: MethodContext, alpha: float, num_examples: int, batch_size: int) -> Solution:
+def regmean(
+    context: MethodContext, alpha: float, num_examples: int, batch_size: int, gram: str
+) -> Solution:
     pool = context.pool
     model = context.build_model(pool.base_state())
     layers = linear_layers(model)
@@ -79,10 +110,10 @@ def regmean(context: MethodContext, alpha: float, num_examples: int, batch_size:
         expert = pool.expert_state(task)
         model.load_state_dict(expert, strict=True)
         batches = context.labeled_batches(task, "train", batch_size=batch_size, limit=num_examples)
-        grams, _ = input_grams(model, inputs_of(batches), context.device, layers)
-        for name, gram in grams.items():
-            sums.add(name, gram, expert[name].to(context.device))
+        grams, rows = input_grams(model, inputs_of(batches), context.device, layers)
+        for name, summed in grams.items():
+            sums.add(name, task_gram(summed, rows[name], gram), expert[name].to(context.device))
         del expert, grams
     merged = {name: sums.solve(name).cpu() for name in layers if name in sums.grams}
     state = average_except(context, merged)
-    return Solution(state=state, info={"regression_layers": len(merged)})
+    return Solution(state=state, info={"regression_layers": len(merged), "gram": gram})

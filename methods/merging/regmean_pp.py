@@ -13,10 +13,18 @@ sub-layers (the intra-layer dependency). Blocks are merged in order, first to la
 
 Checked against the paper's abstract and summaries (intra- and cross-layer dependencies
 between the merged model's layers; same closed form; same α and example counts as
-RegMean). Implementation notes: non-linear parameters are averaged before the blocks are
-merged (so embeddings feeding block 1 are the merged ones); linear layers outside the
-block stack are merged last, with inputs from the fully merged model. Each block costs
-one partial forward per task (stopped right after that block).
+RegMean). G_t is the per-task mean over token rows by default, ``gram=sum`` keeps the
+sum (see ``methods.merging.regmean``; FusionBench's RegMean++ keeps the running mean).
+Implementation notes: non-linear parameters are averaged before the blocks are merged
+(so embeddings feeding block 1 are the merged ones); linear layers outside the block
+stack are merged last, with inputs from the fully merged model. Each block costs one
+partial forward per task (stopped right after that block).
+
+Deviation from FusionBench (``method/regmean_plusplus/clip_regmean_plusplus.py``): it
+starts the merged model from the *pretrained* one and merges only the embeddings and
+``pre_layrnorm`` (averaged) and the encoder blocks, so the vision tower's final
+``post_layernorm`` keeps its pretrained value; here every parameter outside the blocks
+that is not a linear weight, ``post_layernorm`` included, is the experts' average.
 """
 
 from __future__ import annotations
@@ -30,11 +38,12 @@ from harness.merging.statistics import (
     RegressionSums,
     inputs_of,
     linear_layers,
+    task_gram,
     transformer_blocks,
 )
 from harness.method import MethodContext, Solution
 from harness.registry import register_method
-from methods.merging.regmean import ALPHA, BATCH_SIZE, NUM_EXAMPLES, average_except
+from methods.merging.regmean import ALPHA, BATCH_SIZE, GRAM, NUM_EXAMPLES, average_except
 
 
 class _Stop(Exception):
@@ -50,12 +59,17 @@ def _stop_hook(*_: object) -> None:
     family="merging",
     needs=("batches",),
     reference="https://arxiv.org/abs/2508.03121",
-    params={"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE},
+    params={
+        "alpha": ALPHA,
+        "num_examples": NUM_EXAMPLES,
+        "batch_size": BATCH_SIZE,
+        "gram": GRAM,
+    },
     smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only
     description="RegMean with layer inputs computed by the merged model's earlier blocks.",
 )
 def regmean_pp(
-    context: MethodContext, alpha: float, num_examples: int, batch_size: int
+    context: MethodContext, alpha: float, num_examples: int, batch_size: int, gram: str
 ) -> Solution:
     pool = context.pool
     device = context.device
@@ -95,8 +109,9 @@ def regmean_pp(
                         model(inputs.to(device))
             if handle is not None:
                 handle.remove()
-            for name, gram in collector.grams.items():
-                sums.add(name, gram, parameters[name])
+            for name, summed in collector.grams.items():
+                rows = collector.counts[name]
+                sums.add(name, task_gram(summed, rows, gram), parameters[name])
             for name in averages:
                 averages[name] += parameters[name].detach() / len(pool.tasks)
         with torch.no_grad():
@@ -105,4 +120,5 @@ def regmean_pp(
                 if name in stage_layers:
                     merged[name] = parameters[name].detach().cpu().clone()
     state = average_except(context, merged)
-    return Solution(state=state, info={"regression_layers": len(merged), "blocks": len(blocks)})
+    info = {"regression_layers": len(merged), "blocks": len(blocks), "gram": gram}
+    return Solution(state=state, info=info)

@@ -7,8 +7,19 @@ Per tensor, with a = θ_1, b = θ_2 flattened and Ω the angle between them,
     cos Ω = ⟨a, b⟩ / (‖a‖ ‖b‖)
     slerp(a, b; t) = sin((1 − t) Ω)/sin Ω · a + sin(t Ω)/sin Ω · b
 
-t = 0 gives θ_1, t = 1 gives θ_2; nearly parallel tensors (sin Ω ≈ 0) fall back to
-linear interpolation. t = 0.5 (the midpoint) is the default. Needs exactly two experts.
+t = 0 gives θ_1, t = 1 gives θ_2; t = 0.5 (the midpoint) is the default. Needs exactly
+two experts.
+
+Nearly parallel tensors fall back to linear interpolation (1 − t) a + t b when
+|cos Ω| > 0.9995, the ``DOT_THRESHOLD`` of both reference implementations (mergekit
+``merge_methods/slerp.py`` ``slerp``; FusionBench ``method/slerp/slerp_utils.py`` and
+``config/method/slerp/slerp.yaml``). Most tensors of two fine-tunes of one base sit
+above it (the parity check found this on real checkpoints) and are interpolated
+linearly, as in mergekit; a smaller threshold would give different weights from the
+tools users compare with. The cosine is computed in float32, as mergekit does (and
+FusionBench, which keeps float64 tensors in float64). Deviation: when either tensor is
+all zeros the result is linear here; the references skip normalising a vector of norm
+≤ 1e-8 and so take the spherical branch with Ω = π/2 (sin(πt/2)·b when a = 0).
 """
 
 from __future__ import annotations
@@ -29,17 +40,23 @@ T = Param(
     high=1.0,
     grid=[0.3, 0.4, 0.5, 0.6, 0.7],
 )
-PARALLEL = 1e-6  # |sin Ω| below this: linear interpolation
+# |cos Ω| above this: linear interpolation (mergekit's and FusionBench's DOT_THRESHOLD)
+DOT_THRESHOLD = 0.9995
 
 
-def slerp_tensors(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    norm_a, norm_b = a.norm(), b.norm()
+def slerp_tensors(
+    a: torch.Tensor, b: torch.Tensor, t: float, dot_threshold: float = DOT_THRESHOLD
+) -> torch.Tensor:
+    """slerp(a, b; t) for one tensor pair; linear when |cos Ω| > ``dot_threshold`` or
+    either tensor is zero (where Ω is undefined)."""
+    norm_a, norm_b = a.float().norm(), b.float().norm()
     if norm_a == 0 or norm_b == 0:
         return (1 - t) * a + t * b
-    cosine = float(torch.clamp((a.flatten() @ b.flatten()) / (norm_a * norm_b), -1.0, 1.0))
-    omega = math.acos(cosine)
-    if abs(math.sin(omega)) < PARALLEL:
+    dot = a.flatten().float() @ b.flatten().float()
+    cosine = float(torch.clamp(dot / (norm_a * norm_b), -1.0, 1.0))
+    if abs(cosine) > dot_threshold:
         return (1 - t) * a + t * b
+    omega = math.acos(cosine)
     return (math.sin((1 - t) * omega) * a + math.sin(t * omega) * b) / math.sin(omega)
 
 
