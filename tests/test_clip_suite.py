@@ -285,7 +285,9 @@ def test_open_clip_experts_say_how_to_convert_them(clip_env, tmp_path):
         suite.prepare()
     message = str(error.value)
     assert "timm/vit_base_patch32_clip_224.openai" in message
-    assert "task-vectors/ViT-B-32_mnist" in message and "1 are not on the hub" in message
+    assert (
+        "task-vectors/ViT-B-32_mnist" in message and "how to make the 1 not on the hub" in message
+    )
     script = Path(message.split("are in ")[1].split(" ")[0]).read_text()
     assert (
         "# harness convert checkpoint <checkpoints>/ViT-B-32/MNIST/finetuned.pt "

@@ -305,9 +305,7 @@ def _names(requirements: Iterable[Requirement]) -> str:
 def _how_to_fetch(missing: Sequence[Requirement], script: Path | None, mirror: str) -> str:
     if script is not None:
         converted = sum(req.fetch is not None for req in missing)
-        note = (
-            f"; {converted} are not on the hub, the file says how to make them" if converted else ""
-        )
+        note = f"; it says how to make the {converted} not on the hub" if converted else ""
         return (
             f"the commands that fetch them are in {script} "
             f"(on a connected machine: `sh {shlex.quote(str(script))} {mirror}`{note})"
