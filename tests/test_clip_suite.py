@@ -286,7 +286,8 @@ def test_open_clip_experts_say_how_to_convert_them(clip_env, tmp_path):
     message = str(error.value)
     assert "timm/vit_base_patch32_clip_224.openai" in message
     assert (
-        "task-vectors/ViT-B-32_mnist" in message and "how to make the 1 not on the hub" in message
+        "task-vectors/ViT-B-32_mnist" in message
+        and "1 is not on the hub but made as in `harness convert checkpoint" in message
     )
     script = Path(message.split("are in ")[1].split(" ")[0]).read_text()
     assert (

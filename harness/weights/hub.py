@@ -304,8 +304,12 @@ def _names(requirements: Iterable[Requirement]) -> str:
 
 def _how_to_fetch(missing: Sequence[Requirement], script: Path | None, mirror: str) -> str:
     if script is not None:
-        converted = sum(req.fetch is not None for req in missing)
-        note = f"; it says how to make the {converted} not on the hub" if converted else ""
+        converted = [req for req in missing if req.fetch is not None]
+        note = ""
+        if converted:
+            example = download_command(converted[0], mirror)
+            verb = "is" if len(converted) == 1 else "are"
+            note = f"; {len(converted)} {verb} not on the hub but made as in `{example}`"
         return (
             f"the commands that fetch them are in {script} "
             f"(on a connected machine: `sh {shlex.quote(str(script))} {mirror}`{note})"
