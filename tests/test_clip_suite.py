@@ -247,19 +247,53 @@ def test_label_names_may_differ_in_wording_but_not_in_count():
         check_label_names(eurosat, swapped, data.classnames("eurosat"), "eurosat")
 
 
-def test_missing_expert_names_the_hub_id_and_the_download_command(clip_env, tmp_path):
+def test_missing_artifacts_are_all_named_before_anything_loads(clip_env, tmp_path):
+    """An expert and a dataset missing: one error names both, and the script it names
+    holds the `hf download` commands for exactly those two."""
     _, mirror = clip_env
     other = tmp_path / "mirror"
     shutil.copytree(
-        mirror, other, symlinks=True, ignore=shutil.ignore_patterns("clip-vit-base-patch32_dtd")
+        mirror,
+        other,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("clip-vit-base-patch32_dtd", "mnist"),
     )
     suite = suite_for(other)
     with pytest.raises(ArtifactNotFoundError) as error:
         suite.prepare()
     message = str(error.value)
-    assert "tanganke/clip-vit-base-patch32_dtd" in message
-    assert "huggingface-cli download tanganke/clip-vit-base-patch32_dtd" in message
-    assert "\n" not in message
+    assert "lacks 2 of the 17 artifacts that vit8 needs" in message
+    assert "models tanganke/clip-vit-base-patch32_dtd; datasets ylecun/mnist" in message
+    assert "huggingface-cli" not in message and "\n" not in message
+    assert suite._backend is None  # nothing was loaded
+    script = Path(message.split("are in ")[1].split(" ")[0])
+    commands = [line for line in script.read_text().splitlines() if line.startswith("hf ")]
+    assert commands == [
+        "hf download tanganke/clip-vit-base-patch32_dtd --include '*.json' "
+        "--include '*.safetensors' --include '*.txt' "
+        '--local-dir "$MIRROR/models/tanganke/clip-vit-base-patch32_dtd"',
+        'hf download ylecun/mnist --repo-type dataset --local-dir "$MIRROR/datasets/ylecun/mnist"',
+    ]
+    assert f'MIRROR="${{1:-{other}}}"' in script.read_text()
+
+
+def test_open_clip_experts_say_how_to_convert_them(clip_env, tmp_path):
+    _, mirror = clip_env
+    suite = suite_for(mirror, checkpoints="open_clip")
+    suite.select_tasks(["mnist"])
+    with pytest.raises(ArtifactNotFoundError) as error:
+        suite.prepare()
+    message = str(error.value)
+    assert "timm/vit_base_patch32_clip_224.openai" in message
+    assert (
+        "task-vectors/ViT-B-32_mnist" in message
+        and "1 is not on the hub but made as in `harness convert checkpoint" in message
+    )
+    script = Path(message.split("are in ")[1].split(" ")[0]).read_text()
+    assert (
+        "# harness convert checkpoint <checkpoints>/ViT-B-32/MNIST/finetuned.pt "
+        '"$MIRROR/models/task-vectors/ViT-B-32_mnist" --allow-pickle'
+    ) in script
 
 
 def test_suite_options_are_checked_and_recorded(clip_env):

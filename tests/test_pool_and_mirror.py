@@ -112,15 +112,22 @@ def test_missing_artifact_names_it_and_says_how_to_supply_it(mirror):
         resolve_model("tanganke/tiny-clip_gtsrb", mirror=mirror)
     message = str(error.value)
     assert "tanganke/tiny-clip_gtsrb" in message
-    assert "huggingface-cli download tanganke/tiny-clip_gtsrb" in message
+    target = mirror / "models" / "tanganke/tiny-clip_gtsrb"
+    assert f"`hf download tanganke/tiny-clip_gtsrb --local-dir {target}`" in message
     assert "\n" not in message
 
 
-def test_hub_unreachable_says_to_use_a_mirror(monkeypatch):
+def test_hub_unreachable_says_to_use_a_mirror(monkeypatch, tmp_path):
+    import huggingface_hub.constants as constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.delenv("HARNESS_MIRROR", raising=False)
-    with pytest.raises(ArtifactNotFoundError, match="--mirror"):
+    with pytest.raises(ArtifactNotFoundError) as error:
         resolve_model("openai/clip-vit-base-patch32-not-cached")
+    message = str(error.value)
+    assert "cannot be reached" in message and "--mirror" in message and "\n" not in message
+    assert "openai/clip-vit-base-patch32-not-cached" in message
 
 
 def test_expert_of_another_shape_is_rejected(mirror):

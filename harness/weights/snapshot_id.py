@@ -1,6 +1,6 @@
 """Identities of local snapshots (mirror directories, converted files) for keys and records.
 
-A hub download names its commit; a mirror copied without ``huggingface-cli`` metadata does
+A hub download names its commit; a mirror copied without ``hf download`` metadata does
 not. Then a cheap fingerprint (relative path, size, mtime of every file) keys caches, and
 a content hash, computed once per fingerprint and cached, goes into the record.
 """

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from harness.errors import ArtifactNotFoundError
 from harness.evaluation.fast import default_batch_size, fast_accuracy, resolve_dtype
 from harness.evaluation.tensor_store import (
     Preprocess,
@@ -29,7 +28,7 @@ from harness.evaluation.tensor_store import (
 from harness.evaluation.zeroshot import TextEncoder, ZeroShotHead, cached_head_weights
 from harness.registry import Param, register_suite
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
-from harness.weights.hub import ResolvedArtifact, resolve_dataset, resolve_model
+from harness.weights.hub import Requirement, ResolvedArtifact, resolve_all
 from harness.weights.pool import ExpertPool
 from harness.weights.snapshot_id import snapshot_fingerprint, snapshot_sha256
 from tasks.vision.clip import datasets as data
@@ -112,19 +111,37 @@ class ClipVisionSuite(ClassificationSuite):
         return pattern.format(task=spec.name, arch=self.arch.open_clip_name)
 
     # ------------------------------------------------------------------ prepare
-    def prepare(self) -> None:
-        mirror = self.context.mirror
+    def required_artifacts(self) -> list[Requirement]:
+        """Base, one expert per task, one dataset per task: checked together up front."""
         if self.checkpoints == "transformers":
-            base = resolve_model(self.arch.hf_base, mirror=mirror, allow_patterns=HF_ALLOW)
+            base = Requirement(self.arch.hf_base, "models", tuple(HF_ALLOW))
         else:
-            base = resolve_model(
-                self.arch.open_clip_base, mirror=mirror, allow_patterns=OPEN_CLIP_BASE_ALLOW
+            base = Requirement(self.arch.open_clip_base, "models", tuple(OPEN_CLIP_BASE_ALLOW))
+        experts = [self._expert_requirement(task) for task in self.tasks]
+        datasets = [Requirement(data.TASKS[task].dataset, "datasets") for task in self.tasks]
+        return [base, *experts, *datasets]
+
+    def _expert_requirement(self, task: str) -> Requirement:
+        repo = self.expert_id(task)
+        if self.checkpoints == "transformers":
+            return Requirement(repo, "models", tuple(HF_ALLOW))
+        fetch = None
+        if not self.options["experts"]:  # the task-vectors release is not on the hub
+            release = data.TASKS[task].open_clip_expert
+            fetch = (
+                f"harness convert checkpoint <checkpoints>/{self.arch.open_clip_name}/"
+                f'{release}/finetuned.pt "$MIRROR/models/{repo}" --allow-pickle'
             )
+        return Requirement(repo, "models", tuple(OPEN_CLIP_ALLOW), fetch)
+
+    def prepare(self) -> None:
+        needed = self.required_artifacts()
+        resolved = resolve_all(needed, mirror=self.context.mirror, needed_by=self.name or "suite")
+        base, found = resolved[0], dict(zip(needed, resolved))
         self._backend = backend(self.checkpoints, self.arch, base)
         for task in self.tasks:
-            self._experts[task] = self._resolve_expert(task)
-            spec = data.TASKS[task]
-            self._datasets[task] = resolve_dataset(spec.dataset, mirror=mirror)
+            self._experts[task] = found[self._expert_requirement(task)]
+            self._datasets[task] = found[Requirement(data.TASKS[task].dataset, "datasets")]
         self._logit_scale = self.backend.logit_scale()
         encoder: list[TextEncoder] = []
 
@@ -141,23 +158,6 @@ class ClipVisionSuite(ClassificationSuite):
                 text_encoder,
             )
             self.store(task, "test")
-
-    def _resolve_expert(self, task: str) -> ResolvedArtifact:
-        repo = self.expert_id(task)
-        allow = HF_ALLOW if self.checkpoints == "transformers" else OPEN_CLIP_ALLOW
-        try:
-            return resolve_model(repo, mirror=self.context.mirror, allow_patterns=allow)
-        except ArtifactNotFoundError as error:
-            if self.checkpoints != "open_clip" or self.options["experts"]:
-                raise
-            spec = data.TASKS[task]
-            target = f"<mirror>/models/{repo}"
-            raise ArtifactNotFoundError(
-                f"open_clip expert {repo!r} is missing ({str(error).split(';')[0]}); convert "
-                f"the task-vectors release with `harness convert checkpoint "
-                f"<checkpoints>/{self.arch.open_clip_name}/{spec.open_clip_expert}/finetuned.pt "
-                f"{target} --allow-pickle` and pass --mirror <mirror>"
-            ) from None
 
     # ------------------------------------------------------------------ contract
     def pool(self) -> ExpertPool:
