@@ -203,7 +203,8 @@ def _stage(
         tensors = make()
     with atomic_path(path) as temporary:
         save_file(tensors, str(temporary))
-    note(f"mini8: {label} done in {time.perf_counter() - started:.0f} s")
+    seconds = time.perf_counter() - started
+    note(f"mini8: {label} done in {seconds:.{0 if seconds >= 10 else 1}f} s")
     return tensors
 
 
