@@ -1,13 +1,31 @@
 """CPU thread settings that stay fast when other processes share the cores.
 
 PyTorch runs its CPU operators (and MKL's) in OpenMP parallel regions (GNU libgomp in
-the pip wheels). By default a worker that reaches the end of a region first busy-waits
-("spins") for its partners. Alone on the machine that saves a wake-up; when another
-process shares the cores, the spinning worker burns the time slice that the lagging
-worker needs, and each of the thousands of small operators in a forward pass then waits
-for a descheduled partner. On a 2-core machine with two competing busy loops this made a
-mini8-sized job 5-15x slower, far more than the 2x the load explains; with passive
-waiting (idle workers sleep at once) the slowdown is about the load.
+the pip wheels), one thread per usable core. By default a worker that reaches the end of
+a region first busy-waits ("spins", up to 300,000 iterations) for its partners; libgomp
+only shortens the spin when it has more threads than CPUs, and it cannot see other
+processes. Alone on the machine that saves a wake-up. When other processes share the
+cores, the spinning worker burns the time slice that the lagging worker needs, and each
+of the thousands of small operators in a forward or backward pass waits for a
+descheduled partner, so the slowdown grows far beyond the load.
+
+Measured on the 2-core machine (mini8's tower: 8 forward passes at batch 512, 15
+training steps at batch 128; two ``while True: pass`` loops competing; seconds, several
+runs each, other users' load 2-3 throughout):
+
+    =========================  ============  ============  ============  ============
+    waiting                    idle eval     idle train    loaded eval   loaded train
+    =========================  ============  ============  ============  ============
+    spin (libgomp default)     0.41-0.78     0.43-0.70     1.37-5.48     2.05-36.9
+    GOMP_SPINCOUNT=10000       0.29-0.41     0.52-0.64     0.97-1.08     1.56-3.16
+    passive (set here)         0.41-0.53     0.81-0.95     0.81-1.12     0.86-2.01
+    one thread, spin           0.93          1.04          1.12          1.12
+    =========================  ============  ============  ============  ============
+
+A reduced mini8 build plus evaluation (the resumption test's recipe) took 38.7 s
+spinning and 12.6 s passive at load 3.3. Passive waiting costs a little on an idle
+machine (short training steps) and removes the collapse under load; on a dedicated
+machine ``OMP_WAIT_POLICY=ACTIVE`` (or ``GOMP_SPINCOUNT``) restores spinning.
 
 :func:`configure_threads` is called once at CLI start, before torch is imported (the
 OpenMP runtime reads these variables when it loads). It changes only what the user left

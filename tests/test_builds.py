@@ -253,3 +253,43 @@ def test_the_cli_configures_threads_before_torch_loads(tmp_path):
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.stdout.split()[-2:] == ["False", "PASSIVE"], out.stderr
+
+
+def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    started, release, waited, builds = threading.Event(), threading.Event(), [], []
+
+    def build(directory: Path) -> None:
+        builds.append(directory)
+        started.set()
+        assert release.wait(30)
+        with cache.atomic_path(directory / "done") as temporary:
+            temporary.write_text("ok")
+
+    results: list[Path] = []
+
+    def first() -> None:
+        results.append(cache.cached_directory("k", build, namespace="n", resumable=True))
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert started.wait(30)
+    second = threading.Thread(
+        target=lambda: results.append(
+            cache.cached_directory(
+                "k", build, namespace="n", resumable=True, on_wait=lambda: waited.append(1)
+            )
+        )
+    )
+    second.start()
+    deadline = time.monotonic() + 30
+    while not waited and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    thread.join(30)
+    second.join(30)
+    assert waited == [1] and len(builds) == 1
+    assert results == [tmp_path / "n" / "k"] * 2
+    assert sorted(p.name for p in (tmp_path / "n").iterdir()) == ["k"]
