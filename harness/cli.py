@@ -7,6 +7,7 @@ Errors the user can fix print one line (``error: ...``) and exit with status 2; 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -20,6 +21,7 @@ from harness.commands.leaderboard import leaderboard_group
 from harness.commands.list import list_command
 from harness.commands.validate import validate_command
 from harness.errors import HarnessError
+from harness.threads import configure_threads
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,8 +53,18 @@ for command in (
     cli.add_command(command)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, a job scheduler) stops a run as Ctrl-C does, cleaning up."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     debug = os.environ.get("HARNESS_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:3]
+    configure_threads()
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave signals to the caller
+        previous = None
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -69,3 +81,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; records written so far are intact", err=True)
         sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

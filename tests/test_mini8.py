@@ -81,3 +81,27 @@ def test_quick_start_grid_discriminates_like_vit8(monkeypatch, capsys, tmp_path)
     again = read_record(next(record_files(tmp_path / "again")))
     assert again["tasks"] == records["ties"]["tasks"]
     assert again["hyperparameters"] == records["ties"]["hyperparameters"]
+
+
+def test_a_build_stage_starts_from_the_same_rng_state_whatever_ran_before(tmp_path, capsys):
+    """So a resumed build (earlier stages loaded, not run) writes the same bytes."""
+    from tasks.vision.mini8 import suite
+
+    def make() -> dict[str, torch.Tensor]:
+        return {"w": torch.rand(4)}
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    torch.manual_seed(123)
+    first = suite._stage(tmp_path / "a", "s", make, "first")
+    torch.rand(10)  # earlier stages consumed the global generator differently
+    before = torch.get_rng_state()
+    second = suite._stage(tmp_path / "b", "s", make, "second")
+    assert torch.equal(first["w"], second["w"])
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's stream is untouched
+    files = [tmp_path / name / "s.safetensors" for name in "ab"]
+    assert files[0].read_bytes() == files[1].read_bytes()
+    # a finished stage is read back, not made again
+    again = suite._stage(tmp_path / "a", "s", lambda: {"w": torch.zeros(4)}, "again")
+    assert torch.equal(again["w"], first["w"])
+    assert "mini8: first done" in capsys.readouterr().err

@@ -9,14 +9,16 @@ keyed by the recipe, the data and the package versions, so later runs load in se
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.cache import cached_directory, content_key, file_sha256
+from harness.cache import atomic_path, cached_directory, content_key, file_sha256
+from harness.progress import note
 from harness.registry import register_suite
 from harness.suite import Artifact, ClassificationSuite
 from harness.weights.pool import Checkpoint, ExpertPool
@@ -48,42 +50,83 @@ class Mini8(ClassificationSuite):
         return f"built:mini8-{self._key()[:8]}"
 
     def prepare(self) -> None:
-        self.root = cached_directory(self._key(), self._build, namespace="mini8")
+        self.root = cached_directory(
+            self._key(),
+            self._build,
+            namespace="mini8",
+            resumable=True,
+            on_wait=lambda: note("waiting for another process that is building mini8"),
+        )
         self._data = load_file(str(self.root / "data.safetensors"))
         heads = load_file(str(self.root / "heads.safetensors"))
-        self._heads = {}
-        for task in data.TASKS:
-            weight, bias = heads[f"{task}.weight"], heads[f"{task}.bias"]
-            head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-            head.load_state_dict({"weight": weight, "bias": bias})
-            self._heads[task] = head.eval().requires_grad_(False)
+        self._heads = {task: _head(heads, task) for task in data.TASKS}
 
     def _build(self, directory: Path) -> None:
-        progress = self.context.progress
-        tensors: dict[str, torch.Tensor] = {}
-        for task in progress_tasks(progress, "mini8 data"):
-            for split, task_data in data.load(task, RECIPE.seed).items():
-                images = (task_data.images * 255).round().to(torch.uint8)
-                tensors[f"{task}/{split}/images"] = images.contiguous()
-                tensors[f"{task}/{split}/labels"] = task_data.labels.contiguous()
-        save_file(tensors, str(directory / "data.safetensors"))
+        """Build in stages (data, pretrain, heads, one per expert), each kept as it ends.
 
+        A stage's file is written atomically into the build's work directory, which
+        survives an interruption, so a rerun loads the finished stages and continues.
+        Every stage starts from the same RNG state (see :func:`_stage`), so a resumed
+        build writes the same bytes as one that ran straight through.
+        """
+        progress = self.context.progress
+        stages = ["data", "base", "heads", *data.TASKS]
+        kept = [name for name in stages if _stage_path(directory, name).is_file()]
+        where = directory.parent
+        if kept:
+            note(
+                f"resuming the mini8 build: {len(kept)} of {len(stages)} stages kept from "
+                f"an interrupted run (cached under {where})"
+            )
+        else:
+            note(f"building mini8 once (minutes; cached under {where})")
+        try:
+            self._build_stages(directory, progress)
+        except KeyboardInterrupt:
+            kept = [name for name in stages if _stage_path(directory, name).is_file()]
+            note(
+                f"mini8 build interrupted; {len(kept)} of {len(stages)} stages kept in "
+                f"{directory}; run the same command again to resume"
+            )
+            raise
+
+    def _build_stages(self, directory: Path, progress: bool) -> None:
+        def make_data() -> dict[str, torch.Tensor]:
+            tensors: dict[str, torch.Tensor] = {}
+            for task in progress_tasks(progress, "mini8 data"):
+                for split, task_data in data.load(task, RECIPE.seed).items():
+                    images = (task_data.images * 255).round().to(torch.uint8)
+                    tensors[f"{task}/{split}/images"] = images.contiguous()
+                    tensors[f"{task}/{split}/labels"] = task_data.labels.contiguous()
+            return tensors
+
+        tensors = _stage(directory, "data", make_data, "data (8 tasks)")
         train = {
             task: (tensors[f"{task}/train/images"], tensors[f"{task}/train/labels"])
             for task in data.TASKS
         }
-        tower = build.pretrain(train, RECIPE, progress)
-        base_state = _contiguous(tower.state_dict())
-        save_file(base_state, str(directory / "base.safetensors"))
-
-        heads = {task: build.fit_head(tower, *train[task], RECIPE) for task in data.TASKS}
-        save_file(
-            {f"{task}.{name}": t for task, head in heads.items() for name, t in _items(head)},
-            str(directory / "heads.safetensors"),
+        base_state = _stage(
+            directory,
+            "base",
+            lambda: _contiguous(build.pretrain(train, RECIPE, progress).state_dict()),
+            f"pretrained tower ({RECIPE.pretrain_steps} steps)",
         )
-        for task in data.TASKS:
-            expert = build.finetune(base_state, heads[task], *train[task], RECIPE, task, progress)
-            save_file(_contiguous(expert.state_dict()), str(directory / f"{task}.safetensors"))
+
+        def make_heads() -> dict[str, torch.Tensor]:
+            tower = self.build_model(base_state)
+            heads = {task: build.fit_head(tower, *train[task], RECIPE) for task in data.TASKS}
+            return {f"{task}.{name}": t for task, head in heads.items() for name, t in _items(head)}
+
+        head_tensors = _stage(directory, "heads", make_heads, "heads (logistic regression)")
+        for number, task in enumerate(data.TASKS, 1):
+
+            def make_expert(task: str = task) -> dict[str, torch.Tensor]:
+                head = _head(head_tensors, task)
+                expert = build.finetune(base_state, head, *train[task], RECIPE, task, progress)
+                return _contiguous(expert.state_dict())
+
+            label = f"expert {number}/{len(data.TASKS)} {task} ({RECIPE.finetune_steps} steps)"
+            _stage(directory, task, make_expert, label)
 
     # ------------------------------------------------------------------ contract
     def pool(self) -> ExpertPool:
@@ -136,6 +179,40 @@ class Mini8(ClassificationSuite):
         if name not in self._hashes:
             self._hashes[name] = file_sha256(self.root / f"{name}.safetensors")
         return self._hashes[name]
+
+
+def _stage_path(directory: Path, name: str) -> Path:
+    return directory / f"{name}.safetensors"
+
+
+def _stage(
+    directory: Path, name: str, make: Callable[[], dict[str, torch.Tensor]], label: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of one build stage: read back if an earlier run finished it, else made.
+
+    ``make`` runs from the global RNG seeded with the recipe's seed, whatever ran before
+    it in this process, and the caller's RNG state is restored afterwards: a stage gives
+    the same bytes whether the stages before it ran now or in an interrupted run.
+    """
+    path = _stage_path(directory, name)
+    if path.is_file():
+        return load_file(str(path))
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RECIPE.seed)
+        tensors = make()
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary))
+    seconds = time.perf_counter() - started
+    note(f"mini8: {label} done in {seconds:.{0 if seconds >= 10 else 1}f} s")
+    return tensors
+
+
+def _head(tensors: Mapping[str, torch.Tensor], task: str) -> torch.nn.Linear:
+    weight, bias = tensors[f"{task}.weight"], tensors[f"{task}.bias"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict({"weight": weight, "bias": bias})
+    return head.eval().requires_grad_(False)
 
 
 def _contiguous(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
