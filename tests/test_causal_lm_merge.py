@@ -56,8 +56,10 @@ def test_data_free_method_merges_a_causal_lm(name, llama_pool):
             state = solution.task_states(pool.tasks[0])
         else:
             pytest.skip(f"{name} serves per-task modules built from the suite")
-    except NeedsData as error:
+    except NeedsData as error:  # the declaration must say so, or the runner cannot refuse
+        assert entry.needs, f"{name} reads {error} from the suite but declares no needs="
         pytest.skip(f"{name} needs data ({error})")
+    assert not entry.needs, f"{name} declares needs={entry.needs} but ran without a suite"
 
     base = pool.base.state_dict()
     assert list(state) == list(base), f"{name}: tensor names differ from the base"
