@@ -215,14 +215,14 @@ def test_library_bars_follow_the_switch_unless_the_user_set_them(monkeypatch):
 def test_thread_settings_fill_only_what_the_user_left_unset(tmp_path):
     environ: dict[str, str] = {}
     assert threads.configure_threads(environ, cpus=os.cpu_count() or 1) == {
-        "OMP_WAIT_POLICY": "PASSIVE"
+        "GOMP_SPINCOUNT": "10000"
     }
     assert threads.configure_threads({"GOMP_SPINCOUNT": "1000"}, cpus=os.cpu_count() or 1) == {}
     if (os.cpu_count() or 1) > 1:
         capped = threads.configure_threads({"OMP_WAIT_POLICY": "ACTIVE"}, cpus=1)
         assert capped == {name: "1" for name in threads.COUNT_VARIABLES}
         assert threads.configure_threads({"MKL_NUM_THREADS": "4"}, cpus=1) == {
-            "OMP_WAIT_POLICY": "PASSIVE"
+            "GOMP_SPINCOUNT": "10000"
         }
 
 
@@ -245,14 +245,14 @@ def test_the_cli_configures_threads_before_torch_loads(tmp_path):
         "from harness import cli\n"
         "sys.argv = ['harness', '--version']\n"
         "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
-        "print('torch' in sys.modules, os.environ.get('OMP_WAIT_POLICY'))\n"
+        "print('torch' in sys.modules, os.environ.get('GOMP_SPINCOUNT'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in threads.WAIT_VARIABLES}
     env["PYTHONPATH"] = str(ROOT)
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    assert out.stdout.split()[-2:] == ["False", "PASSIVE"], out.stderr
+    assert out.stdout.split()[-2:] == ["False", "10000"], out.stderr
 
 
 def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(tmp_path, monkeypatch):
