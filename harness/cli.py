@@ -32,7 +32,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Benchmark merging and transfer methods on model suites.
 
     \b
-    Quick start (offline, about 4 minutes on 2 CPU cores the first time):
+    Quick start (offline; the first run builds mini8, about 3-4 minutes on 2 idle CPU cores):
       harness eval --method ties --tasks mini8
       harness grid --methods pretrained,individual,weight_average,task_arithmetic,ties --tasks mini8
       harness leaderboard build && open site/index.html
