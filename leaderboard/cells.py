@@ -23,6 +23,7 @@ MEASURES = (
     "load_s",
     "select_s",
     "method_s",
+    "merge_s",
     "evaluate_s",
     "total_s",
     "peak_memory_bytes",
@@ -171,6 +172,13 @@ def run_measures(record: dict[str, Any]) -> dict[str, Any]:
         "load_s": timings.get("load_s"),
         "select_s": timings.get("select_s"),
         "method_s": timings.get("method_s"),
+        # what merging costs: the method step plus building per-task models (lazy
+        # methods such as TALL masks do their work there; older records lack it)
+        "merge_s": (
+            timings["method_s"] + timings.get("per_task_s", 0.0)
+            if timings.get("method_s") is not None
+            else None
+        ),
         "evaluate_s": timings.get("evaluate_s"),
         "total_s": timings.get("total_s"),
         "peak_memory_bytes": gpu if gpu else memory.get("cpu_rss_bytes"),

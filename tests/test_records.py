@@ -161,3 +161,25 @@ def test_record_holds_the_method_steps_own_memory(tiny_suite_name, tmp_path, mon
     assert memory["pretrained"]["method_mib"] < 32
     assert memory["hungry"]["method_measure"] == "cpu_rss"
     assert memory["hungry"]["cpu_rss_bytes"] > memory["hungry"]["method_mib"] * 2**20
+
+
+def test_lazy_per_task_work_counts_as_the_methods_cost(tiny_suite_name, tmp_path):
+    """TALL masks builds each task's model when the suite asks for it: that time is the
+    method's (timings.per_task_s), and the site's merge time adds it to the step."""
+    from harness.run.runner import RunSpec, run
+    from leaderboard.cells import run_measures
+
+    def record(method: str) -> dict:
+        spec = RunSpec(
+            method=method, suite="tiny3", select="defaults", device="cpu",
+            results_dir=tmp_path, progress=False,
+        )  # fmt: skip
+        return run(spec)[0]
+
+    lazy, merged = record("tall_masks"), record("task_arithmetic")
+    assert lazy["timings"]["per_task_s"] > 0
+    assert merged["timings"]["per_task_s"] == 0
+    measures = run_measures(lazy)
+    timings = lazy["timings"]
+    assert measures["merge_s"] == pytest.approx(timings["method_s"] + timings["per_task_s"])
+    assert run_measures({**merged, "timings": {"method_s": 1.5}})["merge_s"] == 1.5  # older

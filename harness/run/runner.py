@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import json
 import os
@@ -210,6 +211,41 @@ class StepMemory:
         return {"method_mib": cpu, "method_measure": "cpu_rss", "method_rss_mib": cpu}
 
 
+class PerTaskCost:
+    """Seconds and peak memory of building a solution's per-task models.
+
+    Methods that return ``task_states`` or ``task_modules`` (TALL masks, EMR, PERU,
+    routers, the experts themselves) do their per-task work when the suite asks for a
+    task's model, not in the method step; without this their merge would read as free.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds = 0.0
+        self.steps: list[StepMemory] = []
+
+    def wrap(self, solution: Solution) -> Solution:
+        """The same solution, with every per-task build measured."""
+        if solution.task_states is not None:
+            return dataclasses.replace(solution, task_states=self._measured(solution.task_states))
+        if solution.task_modules is not None:
+            return dataclasses.replace(solution, task_modules=self._measured(solution.task_modules))
+        return solution
+
+    def _measured(self, build: Callable[[str], Any]) -> Callable[[str], Any]:
+        def measured(task: str) -> Any:
+            with StepMemory(self.device) as memory:
+                tick = time.perf_counter()
+                result = build(task)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                self.seconds += time.perf_counter() - tick
+            self.steps.append(memory)
+            return result
+
+        return measured
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -361,18 +397,20 @@ def measure(spec: RunSpec) -> dict[str, Any]:
             torch.cuda.synchronize(device)
         method_s = time.perf_counter() - tick
 
+    per_task = PerTaskCost(device)
     tick = time.perf_counter()
-    scores = evaluate_solution(solution, context, "test")
-    evaluate_s = time.perf_counter() - tick
+    scores = evaluate_solution(per_task.wrap(solution), context, "test")
+    evaluate_s = time.perf_counter() - tick - per_task.seconds
     if spec.method == "individual":
         reference = {task: scores[task][suite.metric] for task in suite.tasks}
     else:
         reference = individual_reference(context)
 
+    steps = [method_memory, *per_task.steps]  # the method's own work: step + per-task builds
     memory: dict[str, Any] = peak_memory(device)
-    if memory.get("cuda_bytes") is not None:  # the method step reset CUDA's peak counter
-        memory["cuda_bytes"] = max(memory["cuda_bytes"], method_memory.cuda_peak_before)
-    memory.update(method_memory.fields())
+    if memory.get("cuda_bytes") is not None:  # each step reset CUDA's peak counter
+        memory["cuda_bytes"] = max(memory["cuda_bytes"], *(s.cuda_peak_before for s in steps))
+    memory.update(max((step.fields() for step in steps), key=lambda f: f["method_mib"]))
     return build_record(
         spec,
         method_entry,
@@ -386,6 +424,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
             "load_s": load_s,
             "select_s": select_s,
             "method_s": method_s,
+            "per_task_s": per_task.seconds,
             "evaluate_s": evaluate_s,
             "total_s": time.perf_counter() - started,
         },

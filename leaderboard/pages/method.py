@@ -68,7 +68,7 @@ class MethodPages(PageKind):
                                 else "",
                             ),
                             "delta": Field(fmt.signed(delta), sort=delta),
-                            "method_s": stat_field(cell.stat("method_s"), fmt.seconds),
+                            "method_s": stat_field(cell.stat("merge_s"), fmt.seconds),
                             "extra": stat_field(cell.stat("extra_parameters"), fmt.count),
                         },
                         data={
@@ -81,6 +81,7 @@ class MethodPages(PageKind):
                             "runs": len(cell.runs),
                             "published_average": match.average if match else None,
                             "delta": delta,
+                            **stat_data("merge_s", cell.stat("merge_s")),
                             **stat_data("method_s", cell.stat("method_s")),
                             **stat_data("extra_parameters", cell.stat("extra_parameters")),
                         },

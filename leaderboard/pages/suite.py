@@ -65,12 +65,17 @@ class SuitePages(PageKind):
             Column("normalized", "normalised", numeric=True, title="relative to experts, %"),
             Column("published", "published", numeric=True, title="number from the literature"),
             Column("delta", "Δ", numeric=True, title="measured − published"),
-            Column("method_s", "merge time", numeric=True, title="method step, seconds"),
+            Column(
+                "method_s",
+                "merge time",
+                numeric=True,
+                title="method step + building per-task models, seconds",
+            ),
             Column(
                 "method_memory",
                 "method memory",
                 numeric=True,
-                title="the method step's own peak above what was resident",
+                title="the method's own peak above what was resident",
             ),
             Column("extra", "extra params", numeric=True, title="stored beyond one model"),
             Column("runs", "runs", numeric=True, title="number of runs (seeds)"),
@@ -153,7 +158,7 @@ class SuitePages(PageKind):
                 }
             )
             for key, measure, formatter in (
-                ("method_s", "method_s", fmt.seconds),
+                ("method_s", "merge_s", fmt.seconds),
                 ("evaluate_s", "evaluate_s", fmt.seconds),
                 ("memory", "peak_memory_bytes", fmt.memory),
                 ("method_memory", "method_memory_bytes", fmt.memory),
@@ -161,6 +166,7 @@ class SuitePages(PageKind):
             ):
                 cells_out[key] = stat_field(cell.stat(measure), formatter)
                 data.update(stat_data(measure, cell.stat(measure)))
+            data.update(stat_data("method_s", cell.stat("method_s")))  # the step alone
             cells_out["memory"].detail = cell.memory_kind
             data["memory_kind"] = cell.memory_kind
             for key, on_front in fronts.items():
