@@ -424,6 +424,18 @@ def test_every_published_number_links_its_own_source(built: dict[str, Any]) -> N
         assert f'<a href="{published.source}" rel="noopener">' in method_page
 
 
+def test_published_per_task_numbers_average_to_the_published_average() -> None:
+    """A transcription check: each row's tasks average to its average (both rounded)."""
+    from tasks.vision.clip.published import PUBLISHED_VIT8
+
+    rows = [p for p in PUBLISHED_VIT8 if p.per_task]
+    assert len(rows) >= 30
+    for published in rows:
+        assert len(published.per_task) == 8, published
+        mean = sum(published.per_task.values()) / 8
+        assert abs(mean - published.average) <= 0.1, (published, mean)
+
+
 # ------------------------------------------------------------------ security
 def test_hostile_method_names_render_as_text(built: dict[str, Any]) -> None:
     pages = list(built["site"].rglob("*.html"))
