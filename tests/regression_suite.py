@@ -16,9 +16,10 @@ import torch
 from safetensors.torch import save_file
 from scipy.stats import spearmanr
 
-from harness.cache import cached_directory, content_key, file_sha256
+from harness.cache import cached_directory, content_key
 from harness.suite import Artifact, Suite
 from harness.weights.pool import Checkpoint, ExpertPool
+from tests.tiny_suite import built_artifacts
 
 WIDTH = 8
 TASKS = ("sum", "first", "last")
@@ -88,12 +89,4 @@ class RegressionSuite(Suite):
         return {"spearman": 100.0 * float(correlation), "n": len(target)}
 
     def artifacts(self) -> list[Artifact]:
-        return [
-            Artifact(
-                "base" if name == "base" else f"expert:{name}",
-                f"reg/{name}",
-                "built",
-                sha256=file_sha256(self.root / f"{name}.safetensors"),
-            )
-            for name in ["base", *self.tasks]
-        ]
+        return built_artifacts(self.root, "reg", self.tasks)

@@ -112,13 +112,17 @@ class TinySuite(ClassificationSuite):
             yield images[start : start + batch_size], labels[start : start + batch_size]
 
     def artifacts(self) -> list[Artifact]:
-        files = ["base"] + list(self.tasks)
-        return [
-            Artifact(
-                "base" if name == "base" else f"expert:{name}",
-                f"tiny/{name}",
-                "built",
-                sha256=file_sha256(self.root / f"{name}.safetensors"),
-            )
-            for name in files
-        ]
+        return built_artifacts(self.root, "tiny", self.tasks)
+
+
+def built_artifacts(root: Path, prefix: str, tasks: list[str]) -> list[Artifact]:
+    """Identities of a test suite's built checkpoints: ``root/{base,<task>}.safetensors``."""
+    return [
+        Artifact(
+            "base" if name == "base" else f"expert:{name}",
+            f"{prefix}/{name}",
+            "built",
+            sha256=file_sha256(root / f"{name}.safetensors"),
+        )
+        for name in ["base", *tasks]
+    ]
