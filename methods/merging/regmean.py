@@ -70,6 +70,9 @@ GRAM = Param(
     help="G_t: the mean of x xᵀ over a task's token rows (every task weighs the same) or the sum",
     choices=GRAM_REDUCTIONS,
 )
+# RegMean++ takes the same hyperparameters with the same defaults
+PARAMS = {"alpha": ALPHA, "num_examples": NUM_EXAMPLES, "batch_size": BATCH_SIZE, "gram": GRAM}
+SMOKE = {"num_examples": 16}  # fewer examples for the contract tests only
 
 
 def average_except(context: MethodContext, merged: dict[str, torch.Tensor]) -> dict:
@@ -90,13 +93,8 @@ def average_except(context: MethodContext, merged: dict[str, torch.Tensor]) -> d
     family="merging",
     needs=("batches",),
     reference="https://arxiv.org/abs/2212.09849",
-    params={
-        "alpha": ALPHA,
-        "num_examples": NUM_EXAMPLES,
-        "batch_size": BATCH_SIZE,
-        "gram": GRAM,
-    },
-    smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only
+    params=PARAMS,
+    smoke=SMOKE,
     description="Per linear layer, the least-squares merge of the experts' outputs on their data.",
 )
 def regmean(

@@ -43,7 +43,7 @@ from harness.merging.statistics import (
 )
 from harness.method import MethodContext, Solution
 from harness.registry import register_method
-from methods.merging.regmean import ALPHA, BATCH_SIZE, GRAM, NUM_EXAMPLES, average_except
+from methods.merging.regmean import PARAMS, SMOKE, average_except
 
 
 class _Stop(Exception):
@@ -59,13 +59,8 @@ def _stop_hook(*_: object) -> None:
     family="merging",
     needs=("batches",),
     reference="https://arxiv.org/abs/2508.03121",
-    params={
-        "alpha": ALPHA,
-        "num_examples": NUM_EXAMPLES,
-        "batch_size": BATCH_SIZE,
-        "gram": GRAM,
-    },
-    smoke={"num_examples": 16},  # fewer steps/examples for the contract tests only
+    params=PARAMS,
+    smoke=SMOKE,
     description="RegMean with layer inputs computed by the merged model's earlier blocks.",
 )
 def regmean_pp(
