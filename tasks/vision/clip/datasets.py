@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-
-VALIDATION_FRACTION = 0.1
-VALIDATION_SEED = 42
+from harness.splits import VALIDATION_FRACTION as VALIDATION_FRACTION  # re-exported
+from harness.splits import VALIDATION_SEED as VALIDATION_SEED
+from harness.splits import validation_indices as validation_indices
 
 
 class LabelOrderError(HarnessError):
@@ -183,13 +183,6 @@ def label_names(dataset: Any, task: ClipTask) -> list[str] | None:
     feature = dataset.features.get(task.label_column)
     names = getattr(feature, "names", None)
     return list(names) if names else None
-
-
-def validation_indices(count: int, seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) row indices: a fixed-seed 10% of train is validation."""
-    order = np.random.default_rng(seed).permutation(count)
-    size = max(1, int(round(VALIDATION_FRACTION * count))) if count > 1 else 0
-    return np.sort(order[size:]), np.sort(order[:size])
 
 
 class Column:
