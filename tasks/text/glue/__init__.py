@@ -1,0 +1,1 @@
+"""GLUE suites: FusionBench's GPT-2 (sequence classification) and Flan-T5 (text-to-text)."""
