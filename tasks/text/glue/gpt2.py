@@ -36,6 +36,7 @@ from harness.evaluation.text import (
     predict,
     tokenize_texts,
 )
+from harness.progress import note
 from harness.registry import Param, register_suite
 from harness.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
@@ -252,6 +253,7 @@ class GlueGpt2(ClassificationSuite):
 
             def build() -> TokenizedSplit:
                 texts, labels = glue.load_rows(root, spec, split)
+                note(f"{self.name}: tokenising {task}/{split} ({len(texts):,} rows), once")
                 return tokenize_texts(self._tokenizer, texts, labels, max_length=self.max_length)
 
             self._tokens[key] = cached_tokenized(identity, build)
