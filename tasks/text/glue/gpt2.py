@@ -91,6 +91,7 @@ class GlueGpt2(ClassificationSuite):
         self._tokenizer: Any = None
         self._pad_id: int | None = None
         self._config: Any = None
+        self._template: torch.nn.Module | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -164,7 +165,9 @@ class GlueGpt2(ClassificationSuite):
         return ExpertPool(models.checkpoint(self.base), experts)
 
     def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-        return models.build_backbone(self._config, self.pad_id, state)
+        if self._template is None:
+            self._template = models.backbone_template(self._config, self.pad_id)
+        return models.build_backbone(self._template, state)
 
     def head(self, task: str) -> torch.nn.Module:
         return self._heads[task]

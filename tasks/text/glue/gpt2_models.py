@@ -17,6 +17,7 @@ attention mask would have it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Mapping
@@ -174,17 +175,17 @@ def backbone_class() -> type:
     return GPT2LastToken
 
 
-def build_backbone(config: Any, pad_id: int, state: Mapping[str, torch.Tensor]) -> Any:
-    """The backbone with ``state`` loaded (strict), float32, eval mode.
-
-    Built on the meta device and then materialised, so no time goes into a random
-    initialisation that the state overwrites.
-    """
-    cls = backbone_class()
-    with torch.device("meta"):
-        model = cls(config)
-    model = model.to_empty(device="cpu")
+def backbone_template(config: Any, pad_id: int) -> Any:
+    """An initialised backbone of ``config`` that :func:`build_backbone` copies: built once
+    per suite, so its buffers (the causal mask of transformers 4's attention) are real."""
+    model = backbone_class()(config)
     model.pad_id = pad_id
+    return model.eval()
+
+
+def build_backbone(template: Any, state: Mapping[str, torch.Tensor]) -> Any:
+    """A copy of ``template`` with ``state`` loaded (strict), in eval mode."""
+    model = copy.deepcopy(template)
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as error:
