@@ -91,6 +91,10 @@ class Suite(ABC):
     metric: str = "accuracy"  # the key of evaluate()'s result that tables rank by
     provides: ClassVar[frozenset[str]] = frozenset()  # keys of CAPABILITIES
     published: ClassVar[list[Published]] = []
+    #: What each split is, where the names alone would mislead (a scored ``test`` that is
+    #: the benchmark's validation split; ``validation`` carved out of train). Recorded in
+    #: every result as ``suite.splits``, so a record says where selection happened.
+    splits: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context

@@ -44,6 +44,27 @@ def bench_group() -> None:
     default=0,
     help="Fast path batch size (0: 1024 on CUDA, 256 on CPU).",
 )
+@click.option(
+    "--tasks",
+    "suite",
+    default=None,
+    help="A text suite (glue-gpt2): bench its scoring against the published recipe on "
+    "its real data instead of the vision pipelines.",
+)
+@click.option("--only", default=None, help="With --tasks: comma-separated tasks of the suite.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --tasks: examples per task (default 1000 on CUDA, 8 on CPU; 0: all).",
+)
+@click.option(
+    "--mirror",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="HARNESS_MIRROR",
+    help="With --tasks: local mirror of hub artifacts (as for harness eval).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_eval_command(
     arch: str,
@@ -52,21 +73,66 @@ def bench_eval_command(
     workers: int | None,
     dtype: str,
     batch_size: int,
+    suite: str | None,
+    only: str | None,
+    limit: int | None,
+    mirror: Path | None,
     as_json: bool,
 ) -> None:
-    """Images/s of fast evaluation vs a plain DataLoader + PIL + fp32 batch-128 loop.
+    """Images/s of fast evaluation vs a plain DataLoader + PIL + fp32 batch-128 loop, or,
+    with --tasks, examples/s of a text suite's scoring vs the published recipe (every
+    example padded to 512, batch 8, fp32), with a check that both predict the same.
 
     \b
-    Example:
+    Examples:
       harness bench eval --arch vit-b-32 --images 8192 --device cuda
+      harness bench eval --tasks glue-gpt2 --device cuda --limit 0
+      harness bench eval --tasks glue-gpt2 --device cpu --limit 8 --mirror DIR
     """
     import torch
 
-    from harness.bench.eval import bench_eval, describe
-
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
+    if suite is not None:
+        _bench_text(suite, device, dtype, batch_size, only, limit, mirror, as_json)
+        return
+    from harness.bench.eval import bench_eval, describe
+
     result = bench_eval(arch, images, device, workers=workers, dtype=dtype, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(describe(result), indent=2))
+        return
+    for line in result.lines():
+        click.echo(line)
+
+
+def _bench_text(
+    suite: str,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    only: str | None,
+    limit: int | None,
+    mirror: Path | None,
+    as_json: bool,
+) -> None:
+    from harness.bench.text_eval import bench_text_eval, describe
+
+    if dtype == "fp16":
+        raise HarnessError("--dtype fp16 is not offered for text suites; use auto, bf16 or fp32")
+    options: dict[str, object] = {"dtype": dtype}
+    if batch_size:
+        options["eval_batch_size"] = batch_size
+    if limit is None:
+        limit = 1000 if device.startswith("cuda") else 8
+    result = bench_text_eval(
+        suite,
+        device=device,
+        mirror=mirror,
+        limit=limit or None,
+        only=split_names(only, "--only") if only else None,
+        options=options,
+    )
     if as_json:
         click.echo(json.dumps(describe(result), indent=2))
         return

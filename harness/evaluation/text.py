@@ -15,7 +15,7 @@ after a token cannot change that token's output.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,27 @@ def bucketed_batches(
     seed (None keeps the sorted order). The same split always gives the same batches.
     """
     count = len(split) if limit is None else min(limit, len(split))
-    lengths = split.lengths()[:count]
+    groups = bucket_groups(
+        split.lengths()[:count],
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        shuffle_seed=shuffle_seed,
+    )
+    labels = torch.from_numpy(np.asarray(split.labels[:count]))
+    for group in groups:
+        yield pad_batch([split.ids[i] for i in group], pad_id), labels[group]
+
+
+def bucket_groups(
+    lengths: np.ndarray,
+    *,
+    batch_size: int,
+    max_tokens: int | None = None,
+    shuffle_seed: int | None = BATCH_ORDER_SEED,
+) -> list[np.ndarray]:
+    """The example indices of each batch of :func:`bucketed_batches`, in batch order
+    (what maps a batch's outputs back to the examples)."""
+    count = len(lengths)
     order = np.argsort(lengths, kind="stable")
     groups: list[np.ndarray] = []
     start = 0
@@ -144,9 +164,7 @@ def bucketed_batches(
     if shuffle_seed is not None:
         permutation = np.random.default_rng(shuffle_seed).permutation(len(groups))
         groups = [groups[i] for i in permutation]
-    labels = torch.from_numpy(np.asarray(split.labels[:count]))
-    for group in groups:
-        yield pad_batch([split.ids[i] for i in group], pad_id), labels[group]
+    return groups
 
 
 def attention_mask(input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -159,3 +177,31 @@ def last_token_index(input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     pooling: the largest position whose token is not the pad id; 0 for an all-pad row)."""
     positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
     return (positions * (input_ids != pad_id)).argmax(dim=-1)
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    head: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted classes, labels) of ``head(model(ids))`` over ``batches``, in batch
+    order, on the CPU. Below float32 the forward pass runs under autocast; predictions
+    stay on the device until the end, so there is one synchronisation per split."""
+    model = model.to(device).eval()
+    head = head.to(device).eval()
+    autocast = dtype != torch.float32
+    predicted: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for input_ids, targets in batches:
+        input_ids = input_ids.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
+            logits = head(model(input_ids))
+        predicted.append(logits.argmax(dim=-1))
+        labels.append(targets)
+    if not predicted:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(predicted).cpu(), torch.cat(labels).cpu()

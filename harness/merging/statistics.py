@@ -4,10 +4,15 @@ diagonal Fisher information.
 Both are collected from one model at a time (a model built by the suite, parameter names
 equal to the pool's), so a method holds one backbone plus the statistics, never N models.
 
-- Gram matrices (RegMean, RegMean++): for every ``nn.Linear`` with input X (all token
+- Gram matrices (RegMean, RegMean++): for every linear layer with input X (all token
   positions of all examples stacked as rows), G = Xᵀ X, keyed by the layer's weight name,
   with the number of rows; ``task_gram`` turns it into the per-task mean XᵀX / rows
   (RegMean's authors' code, FusionBench) or keeps the sum.
+
+A linear layer is an ``nn.Linear`` (weight stored [out, in], y = x Wᵀ + b) or
+transformers' ``Conv1D`` of GPT-2 (weight stored [in, out], y = x W + b): the same map with
+the weight stored transposed. :func:`input_major` tells them apart, and the regression
+code works in the [out, in] layout and hands results back in the stored one.
 - Diagonal Fisher (Fisher merging): F = E_x E_{y∼p(y|x)} [(∇_θ log p(y|x))²], estimated
   with per-example gradients (or, to reproduce FusionBench, its per-batch estimator).
 """
@@ -23,27 +28,58 @@ from harness.errors import HarnessError, HyperparameterError
 
 
 class NoLinearLayersError(HarnessError):
-    """The backbone has no ``nn.Linear`` layers for a regression-based merge."""
+    """The backbone has no linear layers for a regression-based merge."""
 
 
-def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
-    """Weight name (pool name) → linear module, in module order."""
+def _conv1d_type() -> type | None:
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # without transformers there is no Conv1D to meet
+        return None
+    return Conv1D
+
+
+def input_major(module: nn.Module) -> bool:
+    """True for a linear layer whose weight is stored [in, out] (GPT-2's ``Conv1D``)."""
+    conv1d = _conv1d_type()
+    return conv1d is not None and isinstance(module, conv1d)
+
+
+def is_linear(module: nn.Module) -> bool:
+    """An affine map of the last dimension: ``nn.Linear`` or transformers' ``Conv1D``."""
+    return isinstance(module, nn.Linear) or input_major(module)
+
+
+def linear_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Weight name (pool name) → linear module (``nn.Linear`` or ``Conv1D``), in module
+    order."""
     layers = {
         f"{name}.weight" if name else "weight": module
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear)
+        if is_linear(module)
     }
     return layers
 
 
+def out_in(weight: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """A linear layer's weight in the [out, in] layout of ``nn.Linear``."""
+    return weight.T if input_major(module) else weight
+
+
+def stored_layout(weight: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """An [out, in] weight back in ``module``'s stored layout (inverse of :func:`out_in`)."""
+    return weight.T.contiguous() if input_major(module) else weight
+
+
 class GramCollector:
-    """Forward hooks that add Xᵀ X of each chosen linear layer's input to a running sum.
+    """Forward hooks that add Xᵀ X of each chosen linear layer's input to a running sum
+    (X: the layer's input, whatever the layout of its weight).
 
     ``layers`` maps weight names to modules; ``grams[name]`` is the float32 sum on the
     model's device, ``counts[name]`` the number of rows (tokens) seen.
     """
 
-    def __init__(self, layers: Mapping[str, nn.Linear]) -> None:
+    def __init__(self, layers: Mapping[str, nn.Module]) -> None:
         self.layers = dict(layers)
         self.grams: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {name: 0 for name in self.layers}
@@ -77,13 +113,14 @@ def input_grams(
     model: nn.Module,
     inputs: Iterable[torch.Tensor],
     device: torch.device,
-    layers: Mapping[str, nn.Linear] | None = None,
+    layers: Mapping[str, nn.Module] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """Gram matrices Xᵀ X of the inputs of ``layers`` (default: every linear layer)."""
     layers = linear_layers(model) if layers is None else layers
     if not layers:
         raise NoLinearLayersError(
-            "the backbone has no nn.Linear layers; RegMean needs linear layers to merge"
+            "the backbone has no linear layers (nn.Linear or Conv1D); RegMean needs linear "
+            "layers to merge"
         )
     with GramCollector(layers) as collector:
         for batch in inputs:
@@ -206,26 +243,39 @@ def diagonal_fisher(
 
 class RegressionSums:
     """Running Σ_t G̃_t and Σ_t G̃_t W_tᵀ per linear layer, so RegMean holds one expert at
-    a time: G̃_t = α G_t + (1 − α) diag(G_t) is RegMean's regularised Gram matrix."""
+    a time: G̃_t = α G_t + (1 − α) diag(G_t) is RegMean's regularised Gram matrix.
+
+    Weights are given and returned in their stored layout; ``input_major=True`` says a
+    layer stores [in, out] (GPT-2's ``Conv1D``), where W_tᵀ is the stored tensor itself.
+    """
 
     def __init__(self, alpha: float) -> None:
         self.alpha = alpha
         self.grams: dict[str, torch.Tensor] = {}
         self.products: dict[str, torch.Tensor] = {}
+        self.input_major: dict[str, bool] = {}
 
-    def add(self, name: str, gram: torch.Tensor, weight: torch.Tensor) -> None:
+    def add(
+        self, name: str, gram: torch.Tensor, weight: torch.Tensor, *, input_major: bool = False
+    ) -> None:
         gram = scale_off_diagonal(gram.float(), self.alpha)
-        product = gram @ weight.float().T
+        transposed = weight.float() if input_major else weight.float().T  # W_tᵀ: [in, out]
+        product = gram @ transposed
         if name in self.grams:
+            if self.input_major[name] != input_major:
+                raise ValueError(f"{name}: the weight layout changed between experts")
             self.grams[name] += gram
             self.products[name] += product
         else:
             self.grams[name] = gram
             self.products[name] = product
+            self.input_major[name] = input_major
 
     def solve(self, name: str) -> torch.Tensor:
-        """W = ((Σ G̃_t)⁻¹ Σ G̃_t W_tᵀ)ᵀ, shaped like the layer's weight [out, in]."""
-        return solve_spd(self.grams[name], self.products[name]).T.contiguous()
+        """W = ((Σ G̃_t)⁻¹ Σ G̃_t W_tᵀ)ᵀ, in the layer's stored layout ([out, in] for
+        ``nn.Linear``, [in, out] for ``Conv1D``)."""
+        solution = solve_spd(self.grams[name], self.products[name])  # Wᵀ: [in, out]
+        return solution.contiguous() if self.input_major[name] else solution.T.contiguous()
 
 
 def transformer_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -235,9 +285,7 @@ def transformer_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
     for name, module in model.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) == 0:
             continue
-        holds_linear = all(
-            any(isinstance(m, nn.Linear) for m in block.modules()) for block in module
-        )
+        holds_linear = all(any(is_linear(m) for m in block.modules()) for block in module)
         if holds_linear and (best is None or len(module) > len(best[1])):
             best = (name, module)
     if best is None:

@@ -474,6 +474,7 @@ def build_record(
             "metric": suite.metric,
             "tasks": list(suite.tasks),
             "options": suite.context.options,
+            **({"splits": dict(suite.splits)} if suite.splits else {}),
         },
         "tasks": tasks,
         "average": float(np.mean([entry["metric"] for entry in tasks.values()])),

@@ -10,7 +10,8 @@ X_t are the inputs of the layer in expert t on task t's training examples (all t
 positions). The Gram matrices are regularised by shrinking their off-diagonal entries,
 G̃_t = α G_t + (1 − α) diag(G_t); α = 1 is the exact regression, α → 0 tends to a
 per-input-feature weighted average. Parameters that are not linear weights (biases,
-LayerNorms, embeddings) are averaged.
+LayerNorms, embeddings) are averaged. Linear layers are ``nn.Linear`` and GPT-2's
+``Conv1D`` (the same map, weight stored transposed; see ``harness.merging.statistics``).
 
 G_t is the *mean* of x xᵀ over task t's token rows, G_t = X_tᵀ X_t / n_t (``gram=mean``,
 the default), so every task weighs the same in the regression whatever its number of
@@ -47,6 +48,7 @@ from harness.merging.statistics import (
     GRAM_REDUCTIONS,
     RegressionSums,
     input_grams,
+    input_major,
     inputs_of,
     linear_layers,
     task_gram,
@@ -110,7 +112,9 @@ def regmean(
         batches = context.labeled_batches(task, "train", batch_size=batch_size, limit=num_examples)
         grams, rows = input_grams(model, inputs_of(batches), context.device, layers)
         for name, summed in grams.items():
-            sums.add(name, task_gram(summed, rows[name], gram), expert[name].to(context.device))
+            weight = expert[name].to(context.device)
+            major = input_major(layers[name])  # GPT-2's Conv1D stores [in, out]
+            sums.add(name, task_gram(summed, rows[name], gram), weight, input_major=major)
         del expert, grams
     merged = {name: sums.solve(name).cpu() for name in layers if name in sums.grams}
     state = average_except(context, merged)

@@ -36,6 +36,7 @@ import torch
 from harness.merging.statistics import (
     GramCollector,
     RegressionSums,
+    input_major,
     inputs_of,
     linear_layers,
     task_gram,
@@ -106,7 +107,8 @@ def regmean_pp(
                 handle.remove()
             for name, summed in collector.grams.items():
                 rows = collector.counts[name]
-                sums.add(name, task_gram(summed, rows, gram), parameters[name])
+                major = input_major(stage_layers[name])  # GPT-2's Conv1D stores [in, out]
+                sums.add(name, task_gram(summed, rows, gram), parameters[name], input_major=major)
             for name in averages:
                 averages[name] += parameters[name].detach() / len(pool.tasks)
         with torch.no_grad():

@@ -19,7 +19,9 @@ fuses shared and exclusive knowledge dynamically at test time.
 Per-input routing without building a model per input: a linear layer's output under
 θ(x) is x W_sᵀ + Σ_t w_t(x) (x B_tᵀ) A_tᵀ (+ the routed bias), a sum of low-rank
 adapters; LayerNorm scales and shifts are routed the same way (stored dense, they are
-vectors). Other tensors (embeddings, convolutions) keep the shared value. The router's
+vectors). Linear layers include GPT-2's ``Conv1D`` (weight stored [in, out]; its
+exclusive part is factored in the [out, in] layout like ``nn.Linear``'s). Other tensors
+(embeddings, convolutions) keep the shared value. The router's
 features come from a first pass of the shared model. Implementation choices (the
 paper's were not confirmed for this setting): rank 16, a 2-layer MLP router (hidden
 256) trained with Adam (lr 1e-2, 300 steps, batches of 64 cached features).
@@ -32,6 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from harness.merging.statistics import is_linear, out_in, stored_layout
 from harness.merging.stream import stack
 from harness.method import MethodContext, Solution
 from harness.registry import Param, register_method
@@ -132,8 +135,10 @@ class TwinModel(nn.Module):
     def dense_state(self, index: int) -> dict[str, torch.Tensor]:
         """θ_s + E_t (E_t as stored: low rank for matrices) for expert ``index``."""
         state = {n: t.detach().clone() for n, t in self.shared.state_dict().items()}
+        modules = dict(self.shared.named_modules())
         for name, (a, b) in self.factors.items():
-            state[name] = state[name] + (a[index] @ b[index]).to(state[name].dtype)
+            delta = stored_layout(a[index] @ b[index], modules[name.rsplit(".", 1)[0]])
+            state[name] = state[name] + delta.to(state[name].dtype)
         for name, vectors in self.dense.items():
             state[name] = state[name] + vectors[index].to(state[name].dtype)
         return state
@@ -205,14 +210,15 @@ def twin(
     tasks = pool.tasks
     shape_model = context.build_model(pool.base_state())
     modules = dict(shape_model.named_modules())
-    linear = {f"{n}.weight" for n, m in modules.items() if isinstance(m, nn.Linear)}
+    # nn.Linear and GPT-2's Conv1D (weight stored [in, out]; factored in [out, in])
+    linear = {f"{n}.weight": m for n, m in modules.items() if is_linear(m)}
     vectors = {
         f"{n}.{p}"
         for n, m in modules.items()
-        if isinstance(m, nn.Linear | nn.LayerNorm)
+        if is_linear(m) or isinstance(m, nn.LayerNorm)
         for p in ("weight", "bias")
         if getattr(m, p, None) is not None
-    } - linear
+    } - set(linear)
     shared_state: dict[str, torch.Tensor] = {}
     factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     dense: dict[str, torch.Tensor] = {}
@@ -222,7 +228,7 @@ def twin(
             shared_state[group.name] = shared_value
             exclusive = [expert - shared_value for expert in group.experts]
             if group.name in linear:
-                pairs = [low_rank(e, rank) for e in exclusive]
+                pairs = [low_rank(out_in(e, linear[group.name]), rank) for e in exclusive]
                 factors[group.name] = (
                     torch.stack([a for a, _ in pairs]).to(context.device),
                     torch.stack([b for _, b in pairs]).to(context.device),
