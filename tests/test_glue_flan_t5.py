@@ -69,10 +69,10 @@ def eval_args(method: str, mirror: Path, results: Path, *extra: str) -> list[str
 
 
 # --------------------------------------------------------------------------- CLI
-@pytest.mark.parametrize("checkpoints, only", [("full", "cola,mnli,stsb"), ("lora16", "rte,stsb")])
+@pytest.mark.parametrize("checkpoints, only", [("full", ",".join(TASKS)), ("lora16", "rte,stsb")])
 def test_task_arithmetic_end_to_end(checkpoints, only, mirror, tmp_path, monkeypatch, capsys):
-    """Full experts and LoRA experts (merged first): a two-class, a three-class and the
-    regression task through `harness eval` (the other tasks differ only in data)."""
+    """The whole suite with full experts; LoRA experts (merged first) on a classification
+    and the regression task."""
     args = eval_args("task_arithmetic", mirror, tmp_path, "--set", "scaling=0.3")
     args += ["--suite-set", f"checkpoints={checkpoints}", "--only", only]
     code, err = harness(monkeypatch, capsys, *args)
@@ -181,9 +181,13 @@ def test_label_first_tokens_are_distinct_and_clashes_fail(mirror):
     assert "\n" not in str(error.value)
 
 
-def test_peft_merge_is_w_plus_scaled_b_a(mirror):
+def test_peft_merge_is_w_plus_scaled_b_a(mirror, monkeypatch):
     from safetensors.torch import load_file
 
+    from tasks.text.glue import lora
+
+    suite_for(mirror, "lora16", only=["qnli"])  # merges and caches
+    monkeypatch.setattr(lora, "merge_adapter", lambda *args: pytest.fail("merged twice"))
     suite = suite_for(mirror, "lora16", only=["qnli"])
     pool = suite.pool()
     name = "encoder.block.1.layer.0.SelfAttention.q.weight"

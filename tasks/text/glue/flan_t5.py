@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from harness.errors import CheckpointError
-from harness.evaluation.fast import resolve_dtype
 from harness.evaluation.generation import exact_match, generate_texts, spearman_percent
 from harness.evaluation.text import TokenizedSplit, bucketed_batches, cached_tokenized
 from harness.evaluation.text import tokenize_texts as tokenize
@@ -80,7 +79,8 @@ PARAMS = {
     ),
     "dtype": Param(
         "auto",
-        "evaluation precision (auto: bf16 on CUDA, fp32 on CPU)",
+        "evaluation precision (auto: bf16 on CUDA, fp32 on CPU; fp32 reproduces "
+        "full-precision decoding where bf16 flips a near-tie)",
         choices=("auto", "bf16", "fp32"),
     ),
     "eval_batch_size": Param(0, "evaluation batch size (0: 128 on CUDA, 32 on CPU)", low=0),
@@ -186,7 +186,7 @@ class GlueFlanT5(ClassificationSuite):
             special_ids=self.special_ids,
             max_length=MAX_LENGTH,
             device=device,
-            dtype=resolve_dtype(self.options["dtype"], device),
+            dtype=evaluation_dtype(self.options["dtype"], device),
             progress=self.context.progress,
             desc=f"{task}/{split}",
         )
@@ -270,6 +270,16 @@ class GlueFlanT5(ClassificationSuite):
 
 
 # ---------------------------------------------------------------------------- helpers
+def evaluation_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on CUDA where supported, else fp32. Never fp16: T5's activations
+    overflow it (the reason Flan-T5 was trained in bf16)."""
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 
 
