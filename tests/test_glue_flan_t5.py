@@ -181,6 +181,23 @@ def test_label_first_tokens_are_distinct_and_clashes_fail(mirror):
     assert "\n" not in str(error.value)
 
 
+def test_stsb_classes_are_the_first_tokens_of_printed_scores(mirror):
+    suite = suite_for(mirror, only=["stsb"])
+    tokenizer = suite._tokenizer
+    digits = label_tokens(tokenizer, "stsb")  # the tiny tokenizer, like Flan-T5's: "▁3" "." "8"
+    assert tokenizer.convert_ids_to_tokens(list(digits)) == [f"▁{k}" for k in range(6)]
+    tokens = suite.tokenized("stsb", "train")
+    _, classes = zip(*suite.batches("stsb", "train", batch_size=1000))
+    expected = sorted(int(float(prompts.score_text(s))) for s in tokens.labels)
+    assert sorted(torch.cat(classes).tolist()) == expected
+
+    class Pieces:  # a tokenizer with a "▁3.5" piece: a seventh class, not a wrong one
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [350 if text == "3.5" else ord(text[0])]}
+
+    assert label_tokens(Pieces(), "stsb") == (*map(ord, "0123"), 350, *map(ord, "45"))
+
+
 def test_peft_merge_is_w_plus_scaled_b_a(mirror, monkeypatch):
     from safetensors.torch import load_file
 
@@ -262,7 +279,8 @@ def test_metric_helpers():
     assert parse_number("nan") == 0.0
     assert spearman_percent(["1.0", "2.0", "x"], [1.0, 2.0, 3.0]) == pytest.approx(-50.0)
     assert spearman_percent(["2.0", "2.0"], [1.0, 2.0]) == 0.0
-    assert prompts.score_text(3.849) == "3.8" and prompts.score_class(4.96) == 5
+    assert prompts.score_text(3.849) == "3.8" and prompts.printed_index(4.96) == 50
+    assert prompts.PRINTED_SCORES[38] == "3.8" and len(prompts.PRINTED_SCORES) == 51
 
 
 def test_templates_are_fusionbenchs_wording():

@@ -17,8 +17,8 @@ with peft before any method runs (:mod:`tasks.text.glue.lora`).
 
 Data-based methods see the prompt token ids and class labels; the model returns the
 first target token's logits and ``head(task)`` keeps those of each label word's first
-token (stsb: the digits 0..5, the integer part of the printed score). See
-:mod:`tasks.text.glue.t5`.
+token (stsb: the first tokens of the printed scores, with Flan-T5's tokenizer the digits
+0..5, i.e. the integer part). See :mod:`tasks.text.glue.t5`.
 """
 
 from __future__ import annotations
@@ -164,9 +164,11 @@ class GlueFlanT5(ClassificationSuite):
     ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """Prompt token ids (right-padded with pad id 0) and class ids, length-bucketed."""
         tokens = self.tokenized(task, split)
-        if task == "stsb":
-            classes = np.asarray([prompts.score_class(s) for s in tokens.labels], dtype=np.int64)
-            tokens = TokenizedSplit(tokens.ids, classes)
+        if task == "stsb":  # class = which first token the printed score starts with
+            starts = score_first_tokens(self._tokenizer)
+            classes = self._label_tokens[task]
+            labels = [classes.index(starts[prompts.printed_index(s)]) for s in tokens.labels]
+            tokens = TokenizedSplit(tokens.ids, np.asarray(labels, dtype=np.int64))
         return bucketed_batches(tokens, pad_id=self.pad_id, batch_size=batch_size, limit=limit)
 
     def evaluate(
@@ -327,29 +329,25 @@ def load_config(base: ResolvedArtifact) -> Any:
     return config
 
 
-def label_tokens(tokenizer: Any, task: str) -> tuple[int, ...]:
-    """First token of each class's target; distinct per task, or a one-line error.
+def score_first_tokens(tokenizer: Any) -> list[int]:
+    """The first token of each printable stsb target, "0.0" … "5.0"."""
+    return [first_token(tokenizer, text) for text in prompts.PRINTED_SCORES]
 
-    stsb's classes are the integer parts 0..5 of the printed score; every printable score
-    (0.0 .. 5.0) must start with its integer part's token, so the class of a label is the
-    first token a model generating its target would emit.
+
+def label_tokens(tokenizer: Any, task: str) -> tuple[int, ...]:
+    """The first token of each class's target, distinct per task (else a one-line error).
+
+    stsb's classes are the distinct first tokens of the printed scores 0.0 … 5.0, in
+    order: with Flan-T5's tokenizer the integer part's digit, six classes "0" … "5". A
+    label's class is thus the token a model writing its target emits first, whatever the
+    tokenizer does with the decimals.
     """
     if task == "stsb":
-        tokens = tuple(first_token(tokenizer, f"{k}.0") for k in prompts.SCORE_CLASSES)
-        for tenth in range(51):
-            score = tenth / 10
-            text = prompts.score_text(score)
-            if first_token(tokenizer, text) != tokens[prompts.score_class(score)]:
-                raise CheckpointError(
-                    f"the tokenizer does not start the stsb target {text!r} with the token of "
-                    f"its integer part; the score classes need a T5-style tokenizer"
-                )
-        words = [prompts.score_text(k) for k in prompts.SCORE_CLASSES]
-    else:
-        words = list(prompts.LABEL_WORDS[task])
-        tokens = tuple(first_token(tokenizer, word) for word in words)
+        return tuple(dict.fromkeys(score_first_tokens(tokenizer)))
+    words = prompts.LABEL_WORDS[task]
+    tokens = tuple(first_token(tokenizer, word) for word in words)
     if len(set(tokens)) != len(tokens):
-        clash = [w for w, t in zip(words, tokens) if tokens.count(t) > 1]
+        clash = [word for word, token in zip(words, tokens) if tokens.count(token) > 1]
         raise CheckpointError(
             f"{task}: the targets {' and '.join(map(repr, clash))} begin with the same token, "
             "so a head over first tokens cannot tell them apart; use a T5 tokenizer"

@@ -57,8 +57,8 @@ LABEL_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 SCORE_FORMAT = "{:.1f}"  # stsb's target text
-#: stsb scores lie in [0, 5]; a printed score's integer part is one of these classes.
-SCORE_CLASSES = tuple(range(6))
+#: Every target stsb can have: its scores lie in [0, 5], printed with one decimal.
+PRINTED_SCORES = tuple(SCORE_FORMAT.format(tenth / 10) for tenth in range(51))
 
 
 def prompt(task: str, fields: Sequence[str], values: str | tuple[str, ...]) -> str:
@@ -72,9 +72,9 @@ def score_text(score: float) -> str:
     return SCORE_FORMAT.format(float(score))
 
 
-def score_class(score: float) -> int:
-    """The integer part of the printed score (0..5), which is also its first token."""
-    return min(max(int(float(score_text(score))), SCORE_CLASSES[0]), SCORE_CLASSES[-1])
+def printed_index(score: float) -> int:
+    """The position of the score's target text in :data:`PRINTED_SCORES` (clipped)."""
+    return min(max(round(float(score_text(score)) * 10), 0), len(PRINTED_SCORES) - 1)
 
 
 def target(task: str, label: float | int) -> str:

@@ -15,8 +15,9 @@ decodes greedily as transformers' ``generate`` does (tests compare the two).
 
 ``LabelWordHead`` turns those logits into class logits: the logit of the first token of
 each label word, so Fisher's cross-entropy and AdaMerging's entropy are over the label
-words. For stsb, the classes are the integer parts 0..5 of the printed score, whose first
-token is that digit (checked for every printable score). Scoring itself always generates.
+words. For stsb, the classes are the distinct first tokens of the printed scores "0.0" …
+"5.0" (Flan-T5's tokenizer starts "3.8" with "▁3": six classes, the integer parts 0..5).
+Scoring itself always generates.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ EMBEDDING_ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight
 UNUSED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)
 # What a hub download of a base or fully fine-tuned model fetches.
 MODEL_FILES = ("*.json", "*.safetensors", "spiece.model")
-# The decoder cache's argument and output name: ``cache`` from transformers 5.x,
-# ``past_key_values`` before (set when the model class is made).
-CACHE_ARGUMENT = "past_key_values"
 
 
 def t5_key(name: str) -> str | None:
@@ -54,7 +52,9 @@ def t5_key(name: str) -> str | None:
 
 
 class T5NextToken(PrefixedDecoder):
-    """Marker base; the concrete class is made per transformers class by :func:`_model_class`."""
+    """What the suite's models are (``isinstance`` checks); the concrete class subclasses
+    transformers' T5 and is made on first use (:func:`next_token_class`), so importing the
+    suite does not import transformers."""
 
 
 def _model_class() -> type:
@@ -62,15 +62,17 @@ def _model_class() -> type:
 
     from transformers import T5ForConditionalGeneration
 
-    global CACHE_ARGUMENT
     parameters = inspect.signature(T5ForConditionalGeneration.forward).parameters
-    CACHE_ARGUMENT = "cache" if "cache" in parameters else "past_key_values"
 
     class T5ForNextToken(T5NextToken, T5ForConditionalGeneration):
         """T5ForConditionalGeneration whose one-tensor forward returns next-token logits.
 
         Called with keyword arguments (as ``generate`` calls it) it is the usual
         transformers forward."""
+
+        # The decoder cache's argument and output name: ``cache`` in transformers 5.x,
+        # ``past_key_values`` before.
+        cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
         def forward(self, input_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
             if kwargs or input_ids is None:
@@ -109,9 +111,9 @@ def _model_class() -> type:
                     attention_mask=mask,
                     decoder_input_ids=prefix if cache[0] is None else prefix[:, -1:],
                     use_cache=True,
-                    **{CACHE_ARGUMENT: cache[0]},
+                    **{self.cache_argument: cache[0]},
                 )
-                cache[0] = getattr(output, CACHE_ARGUMENT)
+                cache[0] = getattr(output, self.cache_argument)
                 return output.logits[:, -1]
 
             return greedy_loop(
