@@ -48,6 +48,15 @@ class Artifact:
     revision: str | None = None  # hub commit, where known
     sha256: str | None = None  # content hash, for local files
 
+    @classmethod
+    def of(cls, role: str, resolved: Any) -> Artifact:
+        """A resolved hub artifact (``harness.weights.hub.ResolvedArtifact``); files without
+        a hub revision get a content hash."""
+        from harness.weights.snapshot_id import snapshot_sha256
+
+        sha = None if resolved.revision else snapshot_sha256(resolved.path)
+        return cls(role, resolved.id, resolved.source, resolved.revision, sha)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "role": self.role,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ import pytest
 import torch
 from torch import nn
 
-from harness.cli import main
 from harness.errors import CheckpointError
 from harness.evaluation.generation import (
     PrefixedDecoder,
@@ -31,6 +29,7 @@ from tasks.text.glue import prompts
 from tasks.text.glue.flan_t5 import CHECKPOINT_SETS, TASKS, label_tokens
 from tasks.text.glue.published_flan_t5 import PUBLISHED_GLUE_FLAN_T5
 from tests.flan_t5_mirror import LORA_ALPHA, LORA_RANK, build_mirror
+from tests.harness_cli import invoke
 
 ROWS = 24
 SOME = "cola,stsb"
@@ -51,14 +50,9 @@ def suite_for(mirror: Path, checkpoints: str = "full", only: list[str] | None = 
 
 
 def harness(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``harness ARGS`` in-process, as the console script runs it: (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, capsys.readouterr().err
+    """``harness ARGS`` in-process: (exit code, stderr)."""
+    code, _, err = invoke(monkeypatch, capsys, *args)
+    return code, err
 
 
 def eval_args(method: str, mirror: Path, results: Path, *extra: str) -> list[str]:

@@ -4,14 +4,12 @@ byte-level BPE tokenizer and a tiny GLUE in the hub's layout: the code a hub use
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from harness.cli import main
 from harness.merging.statistics import (
     GramCollector,
     RegressionSums,
@@ -24,6 +22,7 @@ from harness.registry import SUITES
 from harness.run.records import read_record, record_files
 from harness.suite import SuiteContext
 from tests.gpt2_mirror import TASKS, build_gpt2_mirror, tiny_config
+from tests.harness_cli import invoke
 
 
 @pytest.fixture(scope="session")
@@ -32,15 +31,7 @@ def mirror(tmp_path_factory) -> Path:
 
 
 def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``harness ARGS`` in-process, as the console script runs it (exit code, out, err)."""
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return invoke(monkeypatch, capsys, *args)
 
 
 def eval_args(method: str, mirror: Path, results: Path, *extra: str) -> list[str]:

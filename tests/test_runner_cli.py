@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.registry import METHODS
 from harness.run.records import read_record, record_files
-
-
-def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``harness ARGS`` in-process, as the console script does."""
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.harness_cli import invoke
 
 
 @pytest.fixture

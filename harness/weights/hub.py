@@ -42,6 +42,13 @@ class ResolvedArtifact:
     source: str  # "mirror" or "hub"
     revision: str | None
 
+    def identity(self) -> str:
+        """What keys caches built from it: the revision when the hub (or download
+        metadata) names one, else a fingerprint of the files."""
+        from harness.weights.snapshot_id import snapshot_fingerprint
+
+        return self.revision or f"files:{snapshot_fingerprint(self.path)}"
+
 
 @dataclass(frozen=True)
 class Requirement:

@@ -358,3 +358,17 @@ class ExpertPool:
             else:
                 state[name] = self.base_tensor(name).to(self.dtype(name))
         return state
+
+
+def load_state_strict(
+    model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, fits: str, fix: str
+) -> torch.nn.Module:
+    """``model`` with ``state`` loaded (strict), in eval mode; a mismatch is one line
+    naming the first offending tensor ("state does not fit <fits> (...); <fix>")."""
+    try:
+        model.load_state_dict(dict(state), strict=True)
+    except RuntimeError as error:
+        lines = str(error).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise CheckpointError(f"state does not fit {fits} ({detail}); {fix}") from None
+    return model.eval()

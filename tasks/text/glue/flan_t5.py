@@ -40,7 +40,6 @@ from harness.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
 from harness.weights.hub import Requirement, ResolvedArtifact, resolve_all
 from harness.weights.pool import Checkpoint, ExpertPool
-from harness.weights.snapshot_id import snapshot_fingerprint, snapshot_sha256
 from tasks.text.glue import data as glue
 from tasks.text.glue import prompts
 from tasks.text.glue.lora import ADAPTER_FILES, merged_checkpoints
@@ -140,7 +139,7 @@ class GlueFlanT5(ClassificationSuite):
         self._config = load_config(self._base)
         self._label_tokens = {task: label_tokens(self._tokenizer, task) for task in self.tasks}
         if self.set.lora:
-            self._expert_paths = merged_checkpoints(self._base, self._experts, _identity)
+            self._expert_paths = merged_checkpoints(self._base, self._experts)
         else:
             self._expert_paths = {task: self._experts[task].path for task in self.tasks}
 
@@ -201,10 +200,10 @@ class GlueFlanT5(ClassificationSuite):
         return {"score": score, "accuracy": score, "n": float(len(texts))}
 
     def artifacts(self) -> list[Artifact]:
-        found = [_artifact("base", self._resolved_base)]
-        found += [_artifact(f"expert:{task}", self._experts[task]) for task in self.tasks]
+        found = [Artifact.of("base", self._resolved_base)]
+        found += [Artifact.of(f"expert:{task}", self._experts[task]) for task in self.tasks]
         if self._data is not None:
-            found.append(_artifact("dataset", self._data))
+            found.append(Artifact.of("dataset", self._data))
         return found
 
     # ------------------------------------------------------------------ data
@@ -250,10 +249,10 @@ class GlueFlanT5(ClassificationSuite):
         identity: dict[str, Any] = {
             "format": TOKENS_FORMAT,
             "dataset": glue.DATASET,
-            "snapshot": _identity(data),
+            "snapshot": data.identity(),
             "task": task,
             "split": glue.hub_split(spec, split),
-            "tokenizer": _identity(self._resolved_base),
+            "tokenizer": self._resolved_base.identity(),
             "template": prompts.TEMPLATES[task],
             "max_length": MAX_INPUT_TOKENS,
         }
@@ -353,13 +352,3 @@ def label_tokens(tokenizer: Any, task: str) -> tuple[int, ...]:
             "so a head over first tokens cannot tell them apart; use a T5 tokenizer"
         )
     return tokens
-
-
-def _identity(resolved: ResolvedArtifact) -> str:
-    """Revision when the hub (or download metadata) names one, else a file fingerprint."""
-    return resolved.revision or f"files:{snapshot_fingerprint(resolved.path)}"
-
-
-def _artifact(role: str, resolved: ResolvedArtifact) -> Artifact:
-    sha = None if resolved.revision else snapshot_sha256(resolved.path)
-    return Artifact(role, resolved.id, resolved.source, resolved.revision, sha)

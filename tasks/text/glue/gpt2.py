@@ -42,7 +42,6 @@ from harness.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
 from harness.weights.hub import Requirement, ResolvedArtifact, resolve, resolve_all
 from harness.weights.pool import ExpertPool
-from harness.weights.snapshot_id import snapshot_fingerprint, snapshot_sha256
 from tasks.text.glue import data as glue
 from tasks.text.glue import gpt2_models as models
 from tasks.text.glue.gpt2_published import CHECKPOINT_SET, PUBLISHED_GLUE_GPT2
@@ -225,10 +224,10 @@ class GlueGpt2(ClassificationSuite):
         return model.eval()
 
     def artifacts(self) -> list[Artifact]:
-        found = [_artifact("base", self.base)]
-        found += [_artifact(f"expert:{task}", self._experts[task]) for task in self.tasks]
+        found = [Artifact.of("base", self.base)]
+        found += [Artifact.of(f"expert:{task}", self._experts[task]) for task in self.tasks]
         assert self._dataset is not None
-        found += [_artifact(f"dataset:{task}", self._dataset) for task in self.tasks]
+        found += [Artifact.of(f"dataset:{task}", self._dataset) for task in self.tasks]
         return found
 
     # ------------------------------------------------------------------ data
@@ -241,14 +240,14 @@ class GlueGpt2(ClassificationSuite):
             spec = glue.TASKS[task]
             identity = {
                 "dataset": glue.DATASET,
-                "snapshot": _identity(self._dataset),
+                "snapshot": self._dataset.identity(),
                 "task": task,
                 "split": split,
                 "hub_split": glue.hub_split(spec, split),
                 "carve": None
                 if split == "test"
                 else {"fraction": VALIDATION_FRACTION, "seed": VALIDATION_SEED},
-                "tokenizer": {"model": models.BASE, "snapshot": _identity(self.base)},
+                "tokenizer": {"model": models.BASE, "snapshot": self.base.identity()},
                 "max_length": self.max_length,
                 "recipe": TOKENS_RECIPE,
             }
@@ -274,13 +273,3 @@ def _with_weights(resolved: ResolvedArtifact) -> ResolvedArtifact:
         revision=resolved.revision,
         allow_patterns=[models.TORCH_WEIGHTS, "*.json"],
     )
-
-
-def _identity(resolved: ResolvedArtifact) -> str:
-    """Revision when the hub (or download metadata) names one, else a file fingerprint."""
-    return resolved.revision or f"files:{snapshot_fingerprint(resolved.path)}"
-
-
-def _artifact(role: str, resolved: ResolvedArtifact) -> Artifact:
-    sha = None if resolved.revision else snapshot_sha256(resolved.path)
-    return Artifact(role, resolved.id, resolved.source, resolved.revision, sha)

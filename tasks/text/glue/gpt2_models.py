@@ -31,7 +31,7 @@ from harness.errors import ArtifactNotFoundError, CheckpointError
 from harness.evaluation.text import last_token_index
 from harness.weights.convert import convert_checkpoint
 from harness.weights.hub import ResolvedArtifact
-from harness.weights.pool import Checkpoint
+from harness.weights.pool import Checkpoint, load_state_strict
 from harness.weights.snapshot_id import snapshot_fingerprint
 
 BASE = "gpt2"
@@ -185,13 +185,9 @@ def backbone_template(config: Any, pad_id: int) -> Any:
 
 def build_backbone(template: Any, state: Mapping[str, torch.Tensor]) -> Any:
     """A copy of ``template`` with ``state`` loaded (strict), in eval mode."""
-    model = copy.deepcopy(template)
-    try:
-        model.load_state_dict(dict(state), strict=True)
-    except RuntimeError as error:
-        lines = str(error).strip().splitlines()
-        detail = lines[1].strip() if len(lines) > 1 else lines[0]
-        raise CheckpointError(
-            f"state does not fit GPT-2 ({detail}); the experts must be fine-tuned from gpt2"
-        ) from None
-    return model.eval()
+    return load_state_strict(
+        copy.deepcopy(template),
+        state,
+        fits="GPT-2",
+        fix="the experts must be fine-tuned from gpt2",
+    )

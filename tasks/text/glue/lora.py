@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ def check_adapter(adapter: ResolvedArtifact, base_id: str) -> None:
 def merged_checkpoints(
     base: ResolvedArtifact,
     adapters: Mapping[str, ResolvedArtifact],
-    identity: Callable[[ResolvedArtifact], str],
 ) -> dict[str, Path]:
     """Task → directory of that adapter merged into ``base`` (``model.safetensors``)."""
     for adapter in adapters.values():
@@ -95,7 +94,7 @@ def merged_checkpoints(
 
     result = {}
     for task, adapter in adapters.items():
-        key = content_key("lora-merge", MERGE_FORMAT, base.id, identity(base), identity(adapter))
+        key = content_key("lora-merge", MERGE_FORMAT, base.id, base.identity(), adapter.identity())
 
         def build(directory: Path, adapter: ResolvedArtifact = adapter) -> None:
             note(f"merging LoRA adapter {adapter.id} into {base.id} (once; cached)")

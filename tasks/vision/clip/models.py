@@ -32,7 +32,7 @@ import torch
 from harness.errors import CheckpointError
 from harness.evaluation.zeroshot import TextEncoder
 from harness.weights.hub import ResolvedArtifact
-from harness.weights.pool import Checkpoint, KeyMap
+from harness.weights.pool import Checkpoint, KeyMap, load_state_strict
 
 CHECKPOINT_SETS = ("transformers", "open_clip")
 
@@ -153,17 +153,12 @@ class ClipBackend(ABC):
         """CLIP's learned temperature (exp of the stored value)."""
 
     def _load(self, template: torch.nn.Module, state: Any) -> torch.nn.Module:
-        model = copy.deepcopy(template)
-        try:
-            model.load_state_dict(dict(state), strict=True)
-        except RuntimeError as error:
-            lines = str(error).strip().splitlines()
-            detail = lines[1].strip() if len(lines) > 1 else lines[0]
-            raise CheckpointError(
-                f"state does not fit {self.checkpoint_set} ({detail}); "
-                "the experts must be fine-tuned from this suite's base model"
-            ) from None
-        return model.eval()
+        return load_state_strict(
+            copy.deepcopy(template),
+            state,
+            fits=self.checkpoint_set,
+            fix="the experts must be fine-tuned from this suite's base model",
+        )
 
     def _stored(self, name: str) -> torch.Tensor:
         checkpoint = Checkpoint(self.base.path, self.base.id, lambda n: n if n == name else None)

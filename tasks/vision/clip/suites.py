@@ -30,7 +30,6 @@ from harness.registry import Param, register_suite
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
 from harness.weights.hub import Requirement, ResolvedArtifact, resolve_all
 from harness.weights.pool import ExpertPool
-from harness.weights.snapshot_id import snapshot_fingerprint, snapshot_sha256
 from tasks.vision.clip import datasets as data
 from tasks.vision.clip.models import (
     ARCHS,
@@ -152,7 +151,7 @@ class ClipVisionSuite(ClassificationSuite):
 
         for task in self.tasks:
             self._heads[task] = cached_head_weights(
-                [self.checkpoint_set, _identity(base)],
+                [self.checkpoint_set, base.identity()],
                 data.classnames(task),
                 data.templates(task),
                 text_encoder,
@@ -195,9 +194,9 @@ class ClipVisionSuite(ClassificationSuite):
         )
 
     def artifacts(self) -> list[Artifact]:
-        found = [_artifact("base", self.backend.base)]
-        found += [_artifact(f"expert:{task}", self._experts[task]) for task in self.tasks]
-        found += [_artifact(f"dataset:{task}", self._datasets[task]) for task in self.tasks]
+        found = [Artifact.of("base", self.backend.base)]
+        found += [Artifact.of(f"expert:{task}", self._experts[task]) for task in self.tasks]
+        found += [Artifact.of(f"dataset:{task}", self._datasets[task]) for task in self.tasks]
         return found
 
     # ------------------------------------------------------------------ data
@@ -231,7 +230,7 @@ class ClipVisionSuite(ClassificationSuite):
             "dataset": spec.dataset,
             "config": spec.config,
             "split": hub_split,
-            "snapshot": _identity(resolved),
+            "snapshot": resolved.identity(),
         }
         if split != "test":
             base_identity["carve"] = {
@@ -267,16 +266,6 @@ class ClipVisionSuite(ClassificationSuite):
         store.meta["full"] = identity["rows"] == "all"
         self._stores[(task, split)] = store
         return store
-
-
-def _identity(resolved: ResolvedArtifact) -> str:
-    """Revision when the hub (or download metadata) names one, else a file fingerprint."""
-    return resolved.revision or f"files:{snapshot_fingerprint(resolved.path)}"
-
-
-def _artifact(role: str, resolved: ResolvedArtifact) -> Artifact:
-    sha = None if resolved.revision else snapshot_sha256(resolved.path)
-    return Artifact(role, resolved.id, resolved.source, resolved.revision, sha)
 
 
 @register_suite("vit8", params=PARAMS, reference="https://arxiv.org/abs/2212.04089")
