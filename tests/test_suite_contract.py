@@ -43,11 +43,12 @@ def _spec(name: str, tmp_path, **extra) -> RunSpec:
     )
 
 
-def test_the_vision_suites_are_classification_suites():
+def test_the_vision_and_minitext_suites_are_classification_suites():
+    assert {"mini8", "minitext"} <= set(SUITES.names())
     for name in SUITES.names():
         cls = SUITES.get(name).obj
         assert issubclass(cls, Suite)
-        if name in ("mini8", "vit8", "vit14", "vit20"):
+        if name in ("mini8", "minitext", "vit8", "vit14", "vit20"):
             assert issubclass(cls, ClassificationSuite)
             assert cls.provides == frozenset(CAPABILITIES)
 

