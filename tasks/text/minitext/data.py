@@ -398,6 +398,42 @@ TASKS: dict[str, Task] = {
 }  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- prompts
+#: Zero-shot heads (vit8's protocol with a sentence encoder in CLIP's text tower's place):
+#: per task, a template and one readable name per class (in ``Task.classes`` order); the
+#: pretrained encoder embeds the filled templates and the normalised embeddings are the
+#: frozen head's class vectors.
+PROMPTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fortune_topic": ("A quotation about {}.", (
+        "art", "computers", "food", "law", "literature", "politics", "science", "sports",
+    )),
+    "fortune_language": ("A quotation in {}.", (
+        "English", "German", "Spanish", "Italian", "Czech", "Portuguese", "Esperanto",
+        "Polish",
+    )),
+    "noun_supersense": ("The definition of {}.", (
+        "an act or action", "an animal", "a man-made object", "an attribute or quality",
+        "a thought or idea", "a form of communication", "a group of people or things",
+        "a place", "a person", "a plant", "a state or condition", "a substance",
+    )),
+    "verb_supersense": ("The definition of a verb about {}.", (
+        "the body", "change", "thinking", "communication", "touching or contact",
+        "creating something", "motion", "owning or transferring possession",
+        "social activity", "being or having a state",
+    )),
+    "gloss_pos": ("The definition of {}.", ("a noun", "a verb", "an adjective", "an adverb")),
+    "gcide_field": ("A definition from {}.", tuple(GCIDE_FIELDS.values())),
+    "drug_sentiment": ("A {} review of a medicine.", ("negative", "neutral", "positive")),
+}  # fmt: skip
+
+
+def class_prompts(task: str) -> tuple[str, list[str]]:
+    """(template with ``{}``, readable class names) of a task's zero-shot head."""
+    template, names = PROMPTS[task]
+    assert len(names) == len(TASKS[task].classes), task
+    return template, list(names)
+
+
 @dataclass(frozen=True)
 class Split:
     """Texts and integer labels (indices into the task's ``classes``) of one split."""

