@@ -14,6 +14,7 @@ A lock whose pid is dead on this host is stale and taken over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -243,6 +244,7 @@ def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
     """
     record = Path(record)
     path = lock_path(record)
+    created = [folder for folder in (path.parent, path.parent.parent) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = LockOwner(
         pid=os.getpid(),
@@ -283,6 +285,9 @@ def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
     finally:
         if _read_owner(path) == owner:  # never remove a lock that is not ours
             path.unlink(missing_ok=True)
+        for folder in created:  # a run that wrote nothing leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 @dataclass
