@@ -100,6 +100,26 @@ def test_data_based_methods_end_to_end(method, settings, mirror, tmp_path, monke
 
 
 # --------------------------------------------------------------------------- model
+@pytest.mark.parametrize("checkpoints", ["full", "lora16"])
+def test_bench_generates_the_same_strings_as_transformers_padded_generate(
+    checkpoints, mirror, monkeypatch, capsys
+):
+    """harness bench eval on a text-to-text suite: the suite's bucketed greedy path and
+    FusionBench's recipe (transformers' generate, prompts padded to 512, batch 8, fp32)
+    produce the same strings on the same examples, and the speed-up is reported."""
+    code, out, err = invoke(
+        monkeypatch, capsys, "bench", "eval", "--tasks", "glue-flan-t5", "--only", "rte,stsb",
+        "--suite-set", f"checkpoints={checkpoints}", "--mirror", str(mirror),
+        "--device", "cpu", "--limit", "6", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["examples"] == {"rte": 6, "stsb": 6}
+    assert figures["agree"] == figures["total"] == 12
+    assert figures["reference_tokens"] == 12 * 512 > figures["harness_tokens"]
+    assert figures["ratio"] > 0
+
+
 def test_pool_names_are_the_model_parameters_once(mirror):
     suite = suite_for(mirror, only=["cola", "rte"])
     pool = suite.pool()

@@ -11,6 +11,10 @@ twice (tokenisation is cached beforehand and not timed; so is model building):
   the expert's head, length-bucketed batches padded only to their longest example, bf16
   autocast on CUDA (``--dtype``), the suite's evaluation batch size.
 
+A text-to-text suite (glue-flan-t5) offers ``bench_texts(task, split, reference=)``
+instead: its own bucketed greedy decoding against transformers' ``generate`` on prompts
+padded to 512, batch 8, fp32 (FusionBench's recipe), compared string by string.
+
 Both pipelines' per-example predictions are compared, so a speed-up cannot hide wrong
 answers: the report gives how many predictions agree and both accuracies.
 
@@ -195,8 +199,9 @@ def bench_text_eval(
     from harness.suite import SuiteContext
 
     entry = SUITES.get(suite_name)
+    generation = hasattr(entry.obj, "bench_texts")
     missing = [name for name in TEXT_PROTOCOL if not hasattr(entry.obj, name)]
-    if missing:
+    if missing and not generation:
         raise HarnessError(
             f"bench eval --tasks {suite_name}: {suite_name} is not a token-classification "
             f"suite (it lacks {', '.join(missing)}); text suites such as glue-gpt2 are"
@@ -213,6 +218,8 @@ def bench_text_eval(
     )
     suite.select_tasks(only)
     suite.prepare()
+    if generation:
+        return _bench_generation(suite, suite_name, device, limit)
     pool = suite.pool()
     bucketing = dict(suite.eval_bucketing)
     dtype = suite.eval_dtype
@@ -257,4 +264,32 @@ def bench_text_eval(
         lengths = split.lengths()
         result.harness_tokens += int(sum(len(g) * lengths[g].max() for g in groups))
         result.reference_tokens += count * suite.max_length
+    return result
+
+
+def _bench_generation(
+    suite: Any, suite_name: str, device: torch.device, limit: int | None
+) -> TextBenchResult:
+    """Text-to-text suites (glue-flan-t5): the suite's ``bench_texts`` generates with its
+    own path and with FusionBench's (``generate`` on prompts padded to 512, batch 8,
+    fp32); agreement is on the generated strings, correctness is exact match."""
+    size = int(suite.options["eval_batch_size"]) or (128 if device.type == "cuda" else 32)
+    dtype = _DTYPE_NAMES[suite.eval_dtype]
+    result = TextBenchResult(suite_name, str(device), limit, dtype, size, 512)
+    for task in suite.tasks:
+        split = suite.tokenized(task, "test")
+        count = len(split) if limit is None else min(limit, len(split))
+        split = split.subset(np.arange(count))
+        ours, targets, seconds = suite.bench_texts(task, split, reference=False)
+        result.harness_s += seconds
+        theirs, _, seconds = suite.bench_texts(task, split, reference=True)
+        result.reference_s += seconds
+        result.examples[task] = count
+        result.agree += sum(a == b for a, b in zip(ours, theirs))
+        result.harness_correct += sum(a == t for a, t in zip(ours, targets))
+        result.reference_correct += sum(a == t for a, t in zip(theirs, targets))
+        lengths = split.lengths()
+        groups = bucket_groups(lengths, batch_size=size, shuffle_seed=None)
+        result.harness_tokens += int(sum(len(g) * lengths[g].max() for g in groups))
+        result.reference_tokens += count * 512
     return result

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.commands.options import split_names
+from harness.commands.options import parse_assignments, split_names
 from harness.errors import HarnessError
 
 
@@ -65,6 +65,13 @@ def bench_group() -> None:
     envvar="HARNESS_MIRROR",
     help="With --tasks: local mirror of hub artifacts (as for harness eval).",
 )
+@click.option(
+    "--suite-set",
+    "suite_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --tasks: a suite option, e.g. checkpoints=lora16 (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_eval_command(
     arch: str,
@@ -77,6 +84,7 @@ def bench_eval_command(
     only: str | None,
     limit: int | None,
     mirror: Path | None,
+    suite_options: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Images/s of fast evaluation vs a plain DataLoader + PIL + fp32 batch-128 loop, or,
@@ -88,13 +96,15 @@ def bench_eval_command(
       harness bench eval --arch vit-b-32 --images 8192 --device cuda
       harness bench eval --tasks glue-gpt2 --device cuda --limit 0
       harness bench eval --tasks glue-gpt2 --device cpu --limit 8 --mirror DIR
+      harness bench eval --tasks glue-flan-t5 --suite-set checkpoints=lora16 --device cuda
     """
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
     if suite is not None:
-        _bench_text(suite, device, dtype, batch_size, only, limit, mirror, as_json)
+        settings = parse_assignments(suite_options, "--suite-set")
+        _bench_text(suite, device, dtype, batch_size, only, limit, mirror, settings, as_json)
         return
     from harness.bench.eval import bench_eval, describe
 
@@ -114,13 +124,14 @@ def _bench_text(
     only: str | None,
     limit: int | None,
     mirror: Path | None,
+    settings: dict[str, object],
     as_json: bool,
 ) -> None:
     from harness.bench.text_eval import bench_text_eval, describe
 
     if dtype == "fp16":
         raise HarnessError("--dtype fp16 is not offered for text suites; use auto, bf16 or fp32")
-    options: dict[str, object] = {"dtype": dtype}
+    options: dict[str, object] = {**settings, "dtype": dtype}
     if batch_size:
         options["eval_batch_size"] = batch_size
     if limit is None:

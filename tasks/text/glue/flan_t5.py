@@ -199,6 +199,97 @@ class GlueFlanT5(ClassificationSuite):
         score = exact_match(texts, [words[int(label)] for label in labels])
         return {"score": score, "accuracy": score, "n": float(len(texts))}
 
+    # ------------------------------------------------------------------ bench
+    @property
+    def eval_dtype(self) -> torch.dtype:
+        return evaluation_dtype(self.options["dtype"], self.context.device)
+
+    def bench_texts(
+        self, task: str, split: TokenizedSplit, *, reference: bool
+    ) -> tuple[list[str], list[str], float]:
+        """(generated texts in example order, target texts, seconds) of ``task``'s expert
+        on ``split``: the suite's own path (bucketed, own greedy loop, ``dtype``) or, with
+        ``reference``, FusionBench's (transformers' ``generate`` on every prompt padded to
+        512 with an attention mask, batches of 8 in order, fp32). One batch runs untimed
+        first (kernel and allocator set-up); model loading is not timed."""
+        import tempfile
+        import time
+
+        from harness.evaluation.text import bucket_groups, pad_batch
+
+        device = self.context.device
+        decode = self._tokenizer.batch_decode
+        if reference:
+            from transformers import T5ForConditionalGeneration
+
+            with tempfile.TemporaryDirectory() as folder:  # a LoRA merge stores weights only
+                source = Path(self._expert_paths[task])
+                if not (source / "config.json").is_file():
+                    self._config.save_pretrained(folder)
+                    (Path(folder) / "model.safetensors").symlink_to(source / "model.safetensors")
+                    source = Path(folder)
+                model = T5ForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
+            model = model.float().to(device).eval()
+            ids = pad_batch(split.ids, self.pad_id)
+            width = MAX_INPUT_TOKENS - ids.shape[1]
+            ids = torch.nn.functional.pad(ids, (0, width), value=self.pad_id)
+
+            def run(start: int) -> list[str]:
+                batch = ids[start : start + 8].to(device)
+                out = model.generate(
+                    input_ids=batch,
+                    attention_mask=(batch != self.pad_id).long(),
+                    max_length=MAX_LENGTH,
+                    do_sample=False,
+                    num_beams=1,
+                )
+                return decode(out.cpu(), skip_special_tokens=True)
+
+            with torch.no_grad():
+                run(0)
+                _sync(device)
+                tick = time.perf_counter()
+                texts = [text for start in range(0, len(split), 8) for text in run(start)]
+                _sync(device)
+        else:
+            model = self.build_model(self.pool().expert_state(task)).to(device)
+            size = int(self.options["eval_batch_size"]) or (128 if device.type == "cuda" else 32)
+            dtype = self.eval_dtype
+
+            def generate(part: TokenizedSplit) -> list[str]:
+                batches = bucketed_batches(
+                    part, pad_id=self.pad_id, batch_size=size, shuffle_seed=None
+                )
+                return generate_texts(
+                    model,
+                    batches,
+                    lambda out: decode(out, skip_special_tokens=True),
+                    special_ids=self.special_ids,
+                    max_length=MAX_LENGTH,
+                    device=device,
+                    dtype=dtype,
+                    progress=False,
+                )[0]
+
+            generate(split.subset(np.arange(min(size, len(split)))))
+            _sync(device)
+            tick = time.perf_counter()
+            in_batches = generate(split)
+            _sync(device)
+            order = np.concatenate(
+                bucket_groups(split.lengths(), batch_size=size, shuffle_seed=None)
+            )
+            texts = [""] * len(split)
+            for position, index in enumerate(order):
+                texts[index] = in_batches[position]
+        seconds = time.perf_counter() - tick
+        if task == "stsb":
+            targets = [prompts.score_text(score) for score in split.labels]
+        else:
+            words = self.target_texts(task)
+            targets = [words[int(label)] for label in split.labels]
+        return texts, targets, seconds
+
     def artifacts(self) -> list[Artifact]:
         found = [Artifact.of("base", self._resolved_base)]
         found += [Artifact.of(f"expert:{task}", self._experts[task]) for task in self.tasks]
@@ -352,3 +443,8 @@ def label_tokens(tokenizer: Any, task: str) -> tuple[int, ...]:
             "so a head over first tokens cannot tell them apart; use a T5 tokenizer"
         )
     return tokens
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
