@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -34,6 +33,7 @@ from harness.evaluation.zeroshot import ZeroShotHead
 from harness.progress import note
 from harness.registry import register_suite
 from harness.splits import validation_indices
+from harness.staged_build import make_stage, run_stages
 from harness.suite import Artifact, ClassificationSuite
 from harness.weights.pool import Checkpoint, ExpertPool
 from tasks.text.minitext import build as build
@@ -121,25 +121,13 @@ class MiniText(ClassificationSuite):
         survives an interruption, so a rerun loads the finished stages and continues; a
         stage is seeded by the recipe alone, so a resumed build writes the same bytes.
         """
-        stages = ["data", "heads", *data.TASKS]
-        kept = [name for name in stages if _done(directory, name)]
-        where = directory.parent
-        if kept:
-            note(
-                f"resuming the minitext build: {len(kept)} of {len(stages)} stages kept from "
-                f"an interrupted run (cached under {where})"
-            )
-        else:
-            note(f"building minitext once (minutes; cached under {where})")
-        try:
-            self._build_stages(directory)
-        except KeyboardInterrupt:
-            kept = [name for name in stages if _done(directory, name)]
-            note(
-                f"minitext build interrupted; {len(kept)} of {len(stages)} stages kept in "
-                f"{directory}; run the same command again to resume"
-            )
-            raise
+        run_stages(
+            "minitext",
+            directory,
+            ["data", "heads", *data.TASKS],
+            lambda name: _done(directory, name),
+            lambda: self._build_stages(directory),
+        )
 
     def _build_stages(self, directory: Path) -> None:
         progress = self.context.progress
@@ -311,18 +299,13 @@ def _stage(
     """
     if _done(directory, name):
         return
-    started = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RECIPE.seed)
-        files = make()
+    files = make_stage("minitext", label, RECIPE.seed, make)
     for file_name, content in files.items():
         with atomic_path(directory / file_name) as temporary:
             if isinstance(content, bytes):
                 temporary.write_bytes(content)
             else:
                 save_file(content, str(temporary))
-    seconds = time.perf_counter() - started
-    note(f"minitext: {label} done in {seconds:.{0 if seconds >= 10 else 1}f} s")
 
 
 def _head(path: Path) -> ZeroShotHead:

@@ -9,7 +9,6 @@ keyed by the recipe, the data and the package versions, so later runs load in se
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from harness.cache import atomic_path, cached_directory, content_key, file_sha256
 from harness.progress import note
 from harness.registry import register_suite
+from harness.staged_build import make_stage, run_stages
 from harness.suite import Artifact, ClassificationSuite
 from harness.weights.pool import Checkpoint, ExpertPool
 from tasks.vision.mini8 import build as build
@@ -69,26 +69,14 @@ class Mini8(ClassificationSuite):
         Every stage starts from the same RNG state (see :func:`_stage`), so a resumed
         build writes the same bytes as one that ran straight through.
         """
-        progress = self.context.progress
         stages = ["data", "base", "heads", *data.TASKS]
-        kept = [name for name in stages if _stage_path(directory, name).is_file()]
-        where = directory.parent
-        if kept:
-            note(
-                f"resuming the mini8 build: {len(kept)} of {len(stages)} stages kept from "
-                f"an interrupted run (cached under {where})"
-            )
-        else:
-            note(f"building mini8 once (minutes; cached under {where})")
-        try:
-            self._build_stages(directory, progress)
-        except KeyboardInterrupt:
-            kept = [name for name in stages if _stage_path(directory, name).is_file()]
-            note(
-                f"mini8 build interrupted; {len(kept)} of {len(stages)} stages kept in "
-                f"{directory}; run the same command again to resume"
-            )
-            raise
+        run_stages(
+            "mini8",
+            directory,
+            stages,
+            lambda name: _stage_path(directory, name).is_file(),
+            lambda: self._build_stages(directory, self.context.progress),
+        )
 
     def _build_stages(self, directory: Path, progress: bool) -> None:
         def make_data() -> dict[str, torch.Tensor]:
@@ -197,14 +185,9 @@ def _stage(
     path = _stage_path(directory, name)
     if path.is_file():
         return load_file(str(path))
-    started = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RECIPE.seed)
-        tensors = make()
+    tensors = make_stage("mini8", label, RECIPE.seed, make)
     with atomic_path(path) as temporary:
         save_file(tensors, str(temporary))
-    seconds = time.perf_counter() - started
-    note(f"mini8: {label} done in {seconds:.{0 if seconds >= 10 else 1}f} s")
     return tensors
 
 
