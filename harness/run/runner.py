@@ -401,6 +401,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     tick = time.perf_counter()
     scores = evaluate_solution(per_task.wrap(solution), context, "test")
     evaluate_s = time.perf_counter() - tick - per_task.seconds
+    details = {task: dict(suite.evaluation_details(task)) for task in suite.tasks}
     if spec.method == "individual":
         reference = {task: scores[task][suite.metric] for task in suite.tasks}
     else:
@@ -429,6 +430,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
             "total_s": time.perf_counter() - started,
         },
         memory=memory,
+        details=details,
     )
 
 
@@ -444,6 +446,7 @@ def build_record(
     *,
     timings: dict[str, float],
     memory: dict[str, Any],
+    details: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     tasks = {}
     for task in suite.tasks:
@@ -456,6 +459,8 @@ def build_record(
             "n": int(scores[task].get("n", 0)),
             "metrics": {name: float(value) for name, value in scores[task].items()},
         }
+        if details and details.get(task):
+            tasks[task]["details"] = dict(details[task])
     normalized = [entry["normalized"] for entry in tasks.values()]
     return {
         "schema_version": SCHEMA_VERSION,
