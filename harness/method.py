@@ -51,6 +51,11 @@ class MethodContext:
         for inputs, _ in self.suite.batches(task, split, batch_size=batch_size, limit=limit):
             yield inputs
 
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """The real (non-padding) token positions of an input batch, or None (see
+        ``Suite.token_mask``)."""
+        return self.suite.token_mask(inputs)
+
     def head(self, task: str) -> torch.nn.Module:
         """The suite's frozen classifier for ``task`` (features → logits)."""
         return self.suite.head(task).to(self.device)

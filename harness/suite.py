@@ -169,6 +169,12 @@ class Suite(ABC):
         """The frozen classifier of ``task`` (``provides`` "heads")."""
         raise self.lacks("heads")
 
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """Which positions of an input batch are real tokens (``[B, L]`` bool), for statistics
+        over token positions (RegMean's Gram matrices) that padding must not enter; None
+        when every position is real (images, unpadded inputs)."""
+        return None
+
     def lacks(self, capability: str) -> HarnessError:
         """The one-line error for a method asking for something this suite does not offer."""
         return HarnessError(

@@ -366,3 +366,25 @@ def test_ensemble_under_a_normalising_zero_shot_head_predicts_as_logit_averaging
     ratio = got / mean
     assert torch.all(ratio > 0) and _close(ratio, ratio[:, :1].expand_as(ratio), atol=1e-4)
     assert torch.equal(got.argmax(-1), mean.argmax(-1))
+
+
+def test_gram_matrices_leave_padding_out_so_batching_does_not_change_them():
+    """Right-padded text batches: with the suite's token mask, XᵀX and the row count over a
+    padded batch equal those of the examples run one by one without padding."""
+    torch.manual_seed(0)
+    pad = 0
+    model = torch.nn.Sequential(torch.nn.Embedding(20, 6), torch.nn.Linear(6, 4))
+    layers = linear_layers(model)
+    examples = [torch.tensor([3, 5, 7, 9]), torch.tensor([2, 4]), torch.tensor([8])]
+    padded = torch.nn.utils.rnn.pad_sequence(examples, batch_first=True, padding_value=pad)
+    cpu = torch.device("cpu")
+    masked, masked_rows = input_grams(
+        model, [padded], cpu, layers, token_mask=lambda ids: ids != pad
+    )
+    alone, alone_rows = input_grams(model, [e[None] for e in examples], cpu, layers)
+    unmasked, unmasked_rows = input_grams(model, [padded], cpu, layers)
+    name = "1.weight"
+    assert masked_rows[name] == alone_rows[name] == 7
+    torch.testing.assert_close(masked[name], alone[name])
+    assert unmasked_rows[name] == 12  # without the mask, 5 padding rows would enter
+    assert not torch.allclose(unmasked[name], alone[name])

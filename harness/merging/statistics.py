@@ -4,8 +4,10 @@ diagonal Fisher information.
 Both are collected from one model at a time (a model built by the suite, parameter names
 equal to the pool's), so a method holds one backbone plus the statistics, never N models.
 
-- Gram matrices (RegMean, RegMean++): for every linear layer with input X (all token
-  positions of all examples stacked as rows), G = Xᵀ X, keyed by the layer's weight name,
+- Gram matrices (RegMean, RegMean++): for every linear layer with input X (the token
+  positions of all examples stacked as rows; padding positions, which are not part of
+  any example and whose number depends only on how examples were batched, are left out
+  where the suite marks them), G = Xᵀ X, keyed by the layer's weight name,
   with the number of rows; ``task_gram`` turns it into the per-task mean XᵀX / rows
   (RegMean's authors' code, FusionBench) or keeps the sum.
 
@@ -76,18 +78,38 @@ class GramCollector:
     (X: the layer's input, whatever the layout of its weight).
 
     ``layers`` maps weight names to modules; ``grams[name]`` is the float32 sum on the
-    model's device, ``counts[name]`` the number of rows (tokens) seen.
+    model's device, ``counts[name]`` the number of rows (tokens) seen. ``row_mask``, when
+    set for the batch in flight (``[B, L]`` bool: the real tokens), keeps only those rows
+    of inputs shaped ``[B, L, d]``; inputs of another shape (an encoder-decoder's decoder
+    side) keep every row.
     """
 
     def __init__(self, layers: Mapping[str, nn.Module]) -> None:
         self.layers = dict(layers)
         self.grams: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {name: 0 for name in self.layers}
+        self.row_mask: torch.Tensor | None = None
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        mask = self.row_mask
+        if mask is not None and x.dim() == mask.dim() + 1 and x.shape[:-1] == mask.shape:
+            return x[mask.to(x.device)]
+        return x.reshape(-1, x.shape[-1])
+
+    def feed(
+        self, model: nn.Module, inputs: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
+        """Run one batch through ``model`` with ``mask`` marking its real tokens."""
+        self.row_mask = mask
+        try:
+            model(inputs)
+        finally:
+            self.row_mask = None
 
     def _hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor):
-            x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).float()
+            x = self._rows(inputs[0].detach()).float()
             gram = x.T @ x
             if name in self.grams:
                 self.grams[name] += gram
@@ -114,8 +136,10 @@ def input_grams(
     inputs: Iterable[torch.Tensor],
     device: torch.device,
     layers: Mapping[str, nn.Module] | None = None,
+    token_mask: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-    """Gram matrices Xᵀ X of the inputs of ``layers`` (default: every linear layer)."""
+    """Gram matrices Xᵀ X of the inputs of ``layers`` (default: every linear layer), over
+    the real token positions that ``token_mask(inputs)`` marks (all when None)."""
     layers = linear_layers(model) if layers is None else layers
     if not layers:
         raise NoLinearLayersError(
@@ -124,7 +148,8 @@ def input_grams(
         )
     with GramCollector(layers) as collector:
         for batch in inputs:
-            model(batch.to(device))
+            mask = token_mask(batch) if token_mask is not None else None
+            collector.feed(model, batch.to(device), mask)
     return collector.grams, collector.counts
 
 

@@ -7,11 +7,13 @@ to reproduce every expert's outputs on that expert's own inputs:
     min_W Σ_t ‖X_t Wᵀ − X_t W_tᵀ‖²   ⇒   Wᵀ = (Σ_t G_t)⁻¹ Σ_t G_t W_tᵀ,   G_t = X_tᵀ X_t
 
 X_t are the inputs of the layer in expert t on task t's training examples (all token
-positions). The Gram matrices are regularised by shrinking their off-diagonal entries,
-G̃_t = α G_t + (1 − α) diag(G_t); α = 1 is the exact regression, α → 0 tends to a
-per-input-feature weighted average. Parameters that are not linear weights (biases,
-LayerNorms, embeddings) are averaged. Linear layers are ``nn.Linear`` and GPT-2's
-``Conv1D`` (the same map, weight stored transposed; see ``harness.merging.statistics``).
+positions of the examples; padding added to batch them is left out, so the merge does
+not depend on how examples were batched). The Gram matrices are regularised by shrinking
+their off-diagonal entries, G̃_t = α G_t + (1 − α) diag(G_t); α = 1 is the exact
+regression, α → 0 tends to a per-input-feature weighted average. Parameters that are not
+linear weights (biases, LayerNorms, embeddings) are averaged. Linear layers are
+``nn.Linear`` and GPT-2's ``Conv1D`` (the same map, weight stored transposed; see
+``harness.merging.statistics``).
 
 G_t is the *mean* of x xᵀ over task t's token rows, G_t = X_tᵀ X_t / n_t (``gram=mean``,
 the default), so every task weighs the same in the regression whatever its number of
@@ -110,7 +112,9 @@ def regmean(
         expert = pool.expert_state(task)
         model.load_state_dict(expert, strict=True)
         batches = context.labeled_batches(task, "train", batch_size=batch_size, limit=num_examples)
-        grams, rows = input_grams(model, inputs_of(batches), context.device, layers)
+        grams, rows = input_grams(
+            model, inputs_of(batches), context.device, layers, token_mask=context.token_mask
+        )
         for name, summed in grams.items():
             weight = expert[name].to(context.device)
             major = input_major(layers[name])  # GPT-2's Conv1D stores [in, out]

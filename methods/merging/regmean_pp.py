@@ -102,7 +102,7 @@ def regmean_pp(
             with GramCollector(stage_layers) as collector, torch.no_grad():
                 for inputs in inputs_of(batches):
                     with contextlib.suppress(_Stop):
-                        model(inputs.to(device))
+                        collector.feed(model, inputs.to(device), context.token_mask(inputs))
             if handle is not None:
                 handle.remove()
             for name, summed in collector.grams.items():

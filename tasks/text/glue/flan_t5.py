@@ -33,7 +33,12 @@ import torch
 
 from harness.errors import CheckpointError
 from harness.evaluation.generation import exact_match, generate_texts, spearman_percent
-from harness.evaluation.text import TokenizedSplit, bucketed_batches, cached_tokenized
+from harness.evaluation.text import (
+    TokenizedSplit,
+    attention_mask,
+    bucketed_batches,
+    cached_tokenized,
+)
 from harness.evaluation.text import tokenize_texts as tokenize
 from harness.registry import Param, register_suite
 from harness.splits import VALIDATION_FRACTION, VALIDATION_SEED
@@ -154,6 +159,10 @@ class GlueFlanT5(ClassificationSuite):
 
     def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
         return build_t5(self._config, state)
+
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Real tokens: batches are right-padded with the pad id."""
+        return attention_mask(inputs, self.pad_id).bool()
 
     def head(self, task: str) -> torch.nn.Module:
         return LabelWordHead(int(self._config.vocab_size), self._label_tokens[task])

@@ -31,6 +31,7 @@ import torch
 from harness.evaluation.fast import resolve_dtype
 from harness.evaluation.text import (
     TokenizedSplit,
+    attention_mask,
     bucketed_batches,
     cached_tokenized,
     predict,
@@ -167,6 +168,10 @@ class GlueGpt2(ClassificationSuite):
         if self._template is None:
             self._template = models.backbone_template(self._config, self.pad_id)
         return models.build_backbone(self._template, state)
+
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Real tokens: batches are right-padded with the pad id."""
+        return attention_mask(inputs, self.pad_id).bool()
 
     def head(self, task: str) -> torch.nn.Module:
         return self._heads[task]

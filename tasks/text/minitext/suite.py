@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from harness.cache import atomic_path, cached_directory, content_key, file_sha256
 from harness.evaluation.text import (
     TokenizedSplit,
+    attention_mask,
     bucketed_batches,
     cached_tokenized,
     tokenize_texts,
@@ -218,6 +219,10 @@ class MiniText(ClassificationSuite):
 
     def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
         return build.new_encoder(state)
+
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Real tokens: batches are right-padded with the pad id."""
+        return attention_mask(inputs, build.PAD_ID).bool()
 
     def head(self, task: str) -> torch.nn.Module:
         return self._heads[task]
