@@ -51,6 +51,8 @@ def saved_model(
 ) -> Iterator[Path]:
     """``model`` and ``tokenizer`` saved (safetensors) into a temporary directory that is
     removed when the block ends, even on error."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="harness-vllm-", dir=parent) as folder:
         path = Path(folder)
         model.save_pretrained(path, safe_serialization=True)

@@ -147,13 +147,15 @@ class CausalLmSuite(Suite):
         data = [bench.dataset_requirement(dataset, names) for dataset, names in subsets.items()]
         return [base, *experts, *data]
 
-    def _resolve(self, needed: list[Requirement]) -> list[ResolvedArtifact]:
+    def _resolve(self, needed: list[Requirement]) -> dict[Requirement, ResolvedArtifact]:
         """Mirror: everything at once. Hub: converted datasets from the parquet branch."""
-        if self.context.mirror is not None or all(r.id not in bench.CONVERTED for r in needed):
-            return resolve_all(needed, mirror=self.context.mirror, needed_by=self.name)
-        plain = [r for r in needed if r.id not in bench.CONVERTED]
+        unique = list(dict.fromkeys(needed))  # an expert may repeat the base or another
+        mirror = self.context.mirror
+        if mirror is not None or all(r.id not in bench.CONVERTED for r in unique):
+            return dict(zip(unique, resolve_all(unique, mirror=mirror, needed_by=self.name)))
+        plain = [r for r in unique if r.id not in bench.CONVERTED]
         found = dict(zip(plain, resolve_all(plain, mirror=None, needed_by=self.name)))
-        for requirement in needed:
+        for requirement in unique:
             if requirement not in found:
                 found[requirement] = resolve(
                     requirement.id,
@@ -161,7 +163,7 @@ class CausalLmSuite(Suite):
                     revision="refs/convert/parquet",
                     allow_patterns=list(requirement.allow_patterns or ()) or None,
                 )
-        return [found[r] for r in needed]
+        return found
 
     def prepare(self) -> None:
         from transformers import AutoConfig
@@ -171,7 +173,8 @@ class CausalLmSuite(Suite):
 
             require_vllm()
         needed = self.required_artifacts()
-        resolved = self._resolve(needed)
+        found = self._resolve(needed)
+        resolved = [found[requirement] for requirement in needed]
         self._base = resolved[0]
         count = len(self.merged)
         self._experts = dict(zip(self.merged, resolved[1 : 1 + count]))
