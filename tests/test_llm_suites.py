@@ -24,6 +24,7 @@ from tasks.llm import benchmarks as bench  # noqa: E402
 from tests.harness_cli import invoke  # noqa: E402
 from tests.llama_mirror import (  # noqa: E402
     build_llm_mirror,
+    perturbed,
     save_model,
     tiny_llama,
     tiny_tokenizer,
@@ -46,6 +47,14 @@ def mirror(tmp_path_factory) -> Path:
     texts = [f"Le chat numéro {i} mange {i * 7} croquettes." for i in range(60)]
     foreign = tiny_tokenizer(texts=texts, vocab_size=len(tokenizer))
     save_model(tiny_llama(tokenizer, seed=6), foreign, root / "models" / "other/foreign-tokens")
+    # a fine-tune that appended a padding token (as MergeLM's WizardMath has [PAD])
+    from transformers import AutoModelForCausalLM
+
+    padded = tiny_tokenizer()
+    padded.add_special_tokens({"pad_token": "[PAD]"})
+    expert = perturbed(AutoModelForCausalLM.from_pretrained(root / "models" / BASE), seed=7)
+    expert.resize_token_embeddings(len(padded))
+    save_model(expert, padded, root / "models" / "other/padded")
     return root
 
 
@@ -171,6 +180,23 @@ def test_crosslingual_scores_mgsm_xnli_belebele_per_language(mirror, tmp_path, m
     belebele = sw["details"]["benchmarks"]["belebele_swh_Latn"]
     assert belebele["validation"] == "scored"  # Belebele has only test: 10% of it is held out
     assert "no training split" in record["suite"]["splits"]["validation"]
+
+
+def test_appended_tokens_are_trimmed_to_the_base_vocabulary(mirror):
+    options = {"checkpoints": "custom", "base": BASE, "experts": f"math={MATH},sw=other/padded"}
+    suite = prepared("llm-crosslingual", mirror, **options)
+    rows = len(tiny_tokenizer())
+    assert suite._trimmed == {"sw": f"{rows + 1} → {rows} embedding rows (appended: [PAD])"}
+    pool = suite.pool()
+    from safetensors.torch import load_file
+
+    stored = load_file(mirror / "models" / "other/padded" / "model.safetensors")
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert stored[name].shape[0] == rows + 1 and pool.shape(name)[0] == rows
+        assert torch.equal(pool.expert_tensor("sw", name), stored[name][:rows])
+        assert torch.equal(pool.expert_tensor("sw", name, (rows - 2, rows)), stored[name][-3:-1])
+    model = suite.build_model(pool.expert_state("sw"))  # the base's shapes and tokenizer
+    assert model.get_input_embeddings().weight.shape[0] == rows
 
 
 # ------------------------------------------------------------------------------ errors

@@ -5,12 +5,19 @@ Everything is checked before any merge: every expert must be the base's architec
 its vocabulary (config), and, where it ships tokenizer files, the same token → id map
 (two vocabularies of one size but different files would merge embedding rows of different
 tokens, silently). The pool then checks every tensor's name and shape.
+
+One difference is accepted: a fine-tune that *appends* tokens to the base's vocabulary (a
+``[PAD]`` added for training, as in WizardMath-13B) keeps every base token's id, so its
+first rows are the base's tokens; :class:`TrimmedCheckpoint` reads it without the appended
+rows, and the merged model keeps the base's tokenizer (the record says what was trimmed).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,7 @@ import torch
 
 from harness.errors import CheckpointError
 from harness.weights.hub import ResolvedArtifact
+from harness.weights.pool import Checkpoint, Rows
 
 #: What a causal LM's snapshot needs: config, safetensors shards (and their index),
 #: tokenizer files (tokenizer.json, SentencePiece tokenizer.model, BPE vocab/merges).
@@ -47,16 +55,22 @@ def read_config(model: ResolvedArtifact) -> dict[str, Any]:
     return config.get("text_config", config) if "text_config" in config else config
 
 
-def check_architecture(base: ResolvedArtifact, name: str, expert: ResolvedArtifact) -> None:
-    """The expert is the base's architecture with the base's vocabulary size, or one line."""
+def check_architecture(base: ResolvedArtifact, name: str, expert: ResolvedArtifact) -> int:
+    """The expert is the base's architecture, or one line. Returns how many tokens its
+    vocabulary appends to the base's (0 for the same vocabulary): fine-tunes often add a
+    padding token (MergeLM's WizardMath has ``[PAD]``), whose rows are left out of the pool."""
     ours, theirs = read_config(base), read_config(expert)
     for key in ARCHITECTURE_FIELDS:
-        if key in ours and theirs.get(key) != ours[key]:
-            raise CheckpointError(
-                f"expert {name!r} ({expert.id}) has {key}={theirs.get(key)} but the base "
-                f"{base.id} has {ours[key]}: it is not a fine-tune of this base (another "
-                "base model or vocabulary); give experts of the same base"
-            )
+        if key not in ours or theirs.get(key) == ours[key]:
+            continue
+        if key == "vocab_size" and isinstance(theirs.get(key), int) and theirs[key] > ours[key]:
+            continue  # appended tokens: checked against the tokenizers, then trimmed
+        raise CheckpointError(
+            f"expert {name!r} ({expert.id}) has {key}={theirs.get(key)} but the base "
+            f"{base.id} has {ours[key]}: it is not a fine-tune of this base (another "
+            "base model or vocabulary); give experts of the same base"
+        )
+    return int(theirs.get("vocab_size", 0) or 0) - int(ours.get("vocab_size", 0) or 0)
 
 
 def has_tokenizer(model: ResolvedArtifact) -> bool:
@@ -88,28 +102,67 @@ def load_tokenizer(model: ResolvedArtifact) -> Any:
     return tokenizer
 
 
-def check_tokenizer(base_tokenizer: Any, base_id: str, name: str, expert: ResolvedArtifact) -> None:
-    """An expert that ships tokenizer files must map every token to the base's id."""
+def check_tokenizer(
+    base_tokenizer: Any, base_id: str, name: str, expert: ResolvedArtifact, rows: int
+) -> list[str]:
+    """An expert that ships tokenizer files must give every base token the base's id;
+    tokens it appends must lie beyond the base's ``rows`` embedding rows (they are left
+    out). Returns the appended tokens."""
     if not has_tokenizer(expert):
-        return
+        return []
     ours = base_tokenizer.get_vocab()
     theirs = load_tokenizer(expert).get_vocab()
-    if theirs == ours:
-        return
-    differing = sorted(
-        token for token in ours.keys() & theirs.keys() if ours[token] != theirs[token]
-    )
-    only = sorted(theirs.keys() - ours.keys()) or sorted(ours.keys() - theirs.keys())
-    example = (
-        f"{differing[0]!r} is id {theirs[differing[0]]} there and {ours[differing[0]]} in the base"
-        if differing
-        else f"{only[0]!r} is in one vocabulary only"
-    )
+    differing = sorted(token for token in ours if theirs.get(token, -1) != ours[token])
+    appended = sorted(set(theirs) - set(ours), key=theirs.__getitem__)
+    if not differing and all(theirs[token] >= rows for token in appended):
+        return appended
+    if differing:
+        token = differing[0]
+        example = (
+            f"{token!r} is id {theirs[token]} there and {ours[token]} in the base"
+            if token in theirs
+            else f"{token!r} is missing there"
+        )
+    else:
+        example = f"{appended[0]!r} takes id {theirs[appended[0]]}, inside the base's rows"
     raise CheckpointError(
         f"expert {name!r} ({expert.id}) has another tokenizer than the base {base_id} "
         f"({len(theirs)} tokens against {len(ours)}; {example}): its embedding rows mean other "
         "tokens, so it cannot be merged with this base"
     )
+
+
+@dataclass(frozen=True)
+class TrimmedCheckpoint(Checkpoint):
+    """An expert whose vocabulary appends tokens to the base's: its embedding and output
+    matrices (``vocab_rows`` rows) are read without the rows beyond ``keep_rows``, so the
+    pool, the merge and the merged model have the base's shapes and tokenizer."""
+
+    vocab_rows: int = 0
+    keep_rows: int = 0
+
+    @cached_property
+    def trimmed(self) -> frozenset[str]:
+        return frozenset(
+            name
+            for name, (shape, _) in super().meta().items()
+            if len(shape) == 2 and shape[0] == self.vocab_rows
+        )
+
+    def meta(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        meta = super().meta()
+        for name in self.trimmed:
+            shape, dtype = meta[name]
+            meta[name] = ((self.keep_rows, *shape[1:]), dtype)
+        return meta
+
+    def tensor(
+        self, name: str, device: str | torch.device = "cpu", rows: Rows | None = None
+    ) -> torch.Tensor:
+        if name in self.trimmed:
+            start, stop = rows if rows is not None else (0, self.keep_rows)
+            rows = (start, min(stop, self.keep_rows))
+        return super().tensor(name, device, rows)
 
 
 def evaluation_dtype(name: str, device: torch.device, stored: torch.dtype) -> torch.dtype:

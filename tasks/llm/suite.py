@@ -92,6 +92,7 @@ class CausalLmSuite(Suite):
         self._tokenizer: Any = None
         self._config: Any = None
         self._details: dict[str, dict[str, Any]] = {}
+        self._trimmed: dict[str, str] = {}  # expert -> how its vocabulary was trimmed
 
     # ------------------------------------------------------------------ subclass hooks
     def task_benchmarks(self) -> dict[str, list[bench.Benchmark]]:
@@ -181,11 +182,20 @@ class CausalLmSuite(Suite):
         self._data = {artifact.id: artifact for artifact in resolved[1 + count :]}
         for benchmark in self.all_benchmarks:
             bench.check_files(benchmark, self._data[benchmark.dataset])
-        for name, expert in self._experts.items():
-            models.check_architecture(self._base, name, expert)
+        appended = {
+            name: models.check_architecture(self._base, name, expert)
+            for name, expert in self._experts.items()
+        }
         self._tokenizer = models.load_tokenizer(self._base)
+        rows = int(models.read_config(self._base)["vocab_size"])
+        self._trimmed = {}
         for name, expert in self._experts.items():
-            models.check_tokenizer(self._tokenizer, self._base.id, name, expert)
+            tokens = models.check_tokenizer(self._tokenizer, self._base.id, name, expert, rows)
+            if appended[name]:
+                shown = ", ".join(tokens[:3]) or "tokens without tokenizer files"
+                self._trimmed[name] = (
+                    f"{rows + appended[name]} → {rows} embedding rows (appended: {shown})"
+                )
         chat = [b.task for b in self.all_benchmarks if b.chat]
         if chat:
             require_chat_template(self._tokenizer, chat)
@@ -200,10 +210,17 @@ class CausalLmSuite(Suite):
     # ------------------------------------------------------------------ contract
     def pool(self) -> ExpertPool:
         base = Checkpoint(self.base.path, self.base.id)
-        experts = {
-            name: Checkpoint(self._experts[name].path, self._experts[name].id)
-            for name in self.merged
-        }
+        rows = int(models.read_config(self.base)["vocab_size"])
+        experts: dict[str, Checkpoint] = {}
+        for name in self.merged:
+            expert = self._experts[name]
+            if name in self._trimmed:  # appended tokens: rows beyond the base's left out
+                vocab = int(models.read_config(expert)["vocab_size"])
+                experts[name] = models.TrimmedCheckpoint(
+                    expert.path, expert.id, vocab_rows=vocab, keep_rows=rows
+                )
+            else:
+                experts[name] = Checkpoint(expert.path, expert.id)
         return ExpertPool(base, experts)
 
     @property
@@ -258,6 +275,7 @@ class CausalLmSuite(Suite):
             "split": split,
             "limit": cap,
             "merged_experts": {name: self.set.experts[name] for name in self.merged},
+            **({"vocabulary_trimmed": dict(self._trimmed)} if self._trimmed else {}),
             "benchmarks": details,
         }
         return {"score": float(np.mean(ranked)), **metrics, "n": float(count)}
