@@ -159,7 +159,7 @@ def test_crosslingual_scores_mgsm_xnli_belebele_per_language(mirror, tmp_path, m
     assert code == 0, err
     record = read_record(next(record_files(tmp_path)))
     assert list(record["tasks"]) == ["math", "sw"]
-    assert record["suite"]["checkpoint_set"] == f"custom:{BASE}"
+    assert record["suite"]["checkpoint_set"] == f"custom:{BASE}:math={MATH},sw={LANGUAGE}"
     sw = record["tasks"]["sw"]
     scored = sorted(sw["details"]["benchmarks"])
     assert scored == ["belebele_swh_Latn", "mgsm_native_cot_sw", "xnli_sw"]

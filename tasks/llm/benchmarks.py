@@ -86,14 +86,8 @@ def dataset_requirement(dataset: str, subsets: list[str]) -> Requirement:
         patterns = tuple(f"data/{subset}.jsonl" for subset in subsets)
     else:
         patterns = tuple(f"{subset}/*" for subset in subsets)
-    if dataset in CONVERTED:
-        includes = " ".join(f"--include '{pattern}'" for pattern in patterns)
-        fetch = (
-            f"hf download {dataset} --repo-type dataset --revision refs/convert/parquet "
-            f'{includes} --local-dir "$MIRROR/datasets/{dataset}"'
-        )
-        return Requirement(dataset, "datasets", patterns or None, fetch=fetch)
-    return Requirement(dataset, "datasets", patterns or None)
+    revision = "refs/convert/parquet" if dataset in CONVERTED else None
+    return Requirement(dataset, "datasets", patterns or None, revision=revision)
 
 
 def split_files(root: Path, subset: str | None, split: str) -> list[Path]:

@@ -33,7 +33,7 @@ from harness.errors import HarnessError, UnknownNameError
 from harness.evaluation.lm_harness import LmScore, LmTask, require_chat_template, score
 from harness.registry import Param
 from harness.suite import Artifact, Suite, SuiteContext
-from harness.weights.hub import Requirement, ResolvedArtifact, resolve, resolve_all
+from harness.weights.hub import Requirement, ResolvedArtifact, resolve_all
 from harness.weights.pool import Checkpoint, ExpertPool
 from tasks.llm import benchmarks as bench
 from tasks.llm import models
@@ -102,7 +102,14 @@ class CausalLmSuite(Suite):
     # ------------------------------------------------------------------ identity
     @property
     def checkpoint_set(self) -> str:
-        return f"{self.set.name}:{self.set.base}"
+        """``<set>:<base>``; a custom set lists its experts, and a merge of only some of a
+        set's experts names them, so different pools never share a leaderboard cell."""
+        name = f"{self.set.name}:{self.set.base}"
+        if self.set.name == "custom":
+            return name + ":" + ",".join(f"{n}={self.set.experts[n]}" for n in self.merged)
+        if self.merged != list(self.set.experts):
+            return name + ":" + ",".join(self.merged)
+        return name
 
     def _merged_experts(self) -> list[str]:
         chosen = [n.strip() for n in str(self.options["experts_used"]).split(",") if n.strip()]
@@ -149,22 +156,9 @@ class CausalLmSuite(Suite):
         return [base, *experts, *data]
 
     def _resolve(self, needed: list[Requirement]) -> dict[Requirement, ResolvedArtifact]:
-        """Mirror: everything at once. Hub: converted datasets from the parquet branch."""
         unique = list(dict.fromkeys(needed))  # an expert may repeat the base or another
-        mirror = self.context.mirror
-        if mirror is not None or all(r.id not in bench.CONVERTED for r in unique):
-            return dict(zip(unique, resolve_all(unique, mirror=mirror, needed_by=self.name)))
-        plain = [r for r in unique if r.id not in bench.CONVERTED]
-        found = dict(zip(plain, resolve_all(plain, mirror=None, needed_by=self.name)))
-        for requirement in unique:
-            if requirement not in found:
-                found[requirement] = resolve(
-                    requirement.id,
-                    "datasets",
-                    revision="refs/convert/parquet",
-                    allow_patterns=list(requirement.allow_patterns or ()) or None,
-                )
-        return found
+        found = resolve_all(unique, mirror=self.context.mirror, needed_by=self.name)
+        return dict(zip(unique, found))
 
     def prepare(self) -> None:
         from transformers import AutoConfig
