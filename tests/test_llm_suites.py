@@ -15,6 +15,7 @@ import torch
 
 pytest.importorskip("lm_eval")
 
+from harness.errors import HarnessError  # noqa: E402
 from harness.evaluation import lm_vllm  # noqa: E402
 from harness.evaluation.lm_harness import LmEvalError, LmTask  # noqa: E402
 from harness.registry import SUITES  # noqa: E402
@@ -199,6 +200,16 @@ def test_appended_tokens_are_trimmed_to_the_base_vocabulary(mirror):
     assert model.get_input_embeddings().weight.shape[0] == rows
 
 
+def test_only_restricts_the_merged_experts(mirror):
+    suite = SUITES.get("llm-math").obj(SuiteContext(mirror=mirror, progress=False))
+    suite.select_tasks(["math", "instruction"])
+    suite.prepare()
+    assert suite.pool().tasks == ["instruction", "math"] and suite.tasks == ["math"]
+    assert suite.checkpoint_set.endswith(":instruction,math")
+    with pytest.raises(HarnessError, match="merge it too"):
+        suite.select_tasks(["instruction"])  # math is scored, so it must be merged
+
+
 # ------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize(
     ("suite", "extra", "message"),
@@ -212,6 +223,7 @@ def test_appended_tokens_are_trimmed_to_the_base_vocabulary(mirror):
         ("llm-crosslingual", custom(f"math={MATH},ja={MATH}"), "refs/convert/parquet"),
         ("llm-math", ["--suite-set", "backend=vllm"], "needs vLLM"),
         ("llm-crosslingual", custom(f"math={MATH},sw"), "experts= expects"),
+        ("llm-math", ["--only", "math,nosuch"], "has no expert 'nosuch'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(

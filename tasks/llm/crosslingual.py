@@ -19,7 +19,7 @@ mergebench-llama3.1-8b`` (default) uses public ids: MergeBench's math expert and
 multilingual expert (French, Spanish, German, Russian), so ``multilingual`` is scored in
 those four languages; ``checkpoints=custom`` takes the paper's kind of set from the
 command line: ``--suite-set base=org/base --suite-set experts=math=org/m,sw=org/s``.
-Only the ``math`` and ``multilingual``/language experts are merged (``experts_used``).
+Only the ``math`` and language experts of a set are merged (``--only`` chooses others).
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ FLEXIBLE = "exact_match,flexible-extract"
 
 PARAMS = {
     **common_params("mergebench-llama3.1-8b"),
-    "experts_used": Param("", "merge only these experts (default: math and the language experts)"),
     "benchmarks": Param("mgsm", "comma-separated: mgsm, xnli, belebele"),
     "mgsm_mode": Param(
         "native_cot", "MGSM prompt: native_cot or direct", choices=("native_cot", "direct")
@@ -81,11 +80,9 @@ class LlmCrosslingual(CausalLmSuite):
     """Math + language experts merged; each scored by lm-eval in its language(s)."""
 
     PARAMS: ClassVar = PARAMS
-    tasks = ["math", "multilingual"]  # the default set's; a custom set names its own
 
     def _merged_experts(self) -> list[str]:
-        if str(self.options["experts_used"]).strip():
-            return super()._merged_experts()
+        """Unless ``--only`` names others: the math expert and the language experts."""
         chosen = [name for name in self.set.experts if name in self.set.languages]
         if "math" not in chosen:
             raise HarnessError(

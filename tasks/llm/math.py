@@ -75,7 +75,6 @@ class LlmMath(CausalLmSuite):
 
     PARAMS: ClassVar = PARAMS
     published: ClassVar = PUBLISHED_LLM_MATH
-    tasks = ["math"]  # the default; ``tasks=`` chooses
 
     def math_benchmark(self) -> Benchmark:
         name = str(self.options["math_task"])
@@ -92,7 +91,8 @@ class LlmMath(CausalLmSuite):
             if skill not in self.merged:
                 raise HarnessError(
                     f"tasks={skill}: the merged experts of {self.set.name} are "
-                    f"{', '.join(self.merged)}; score one of them"
+                    f"{', '.join(self.merged)}; score one of them (--suite-set tasks=...) "
+                    "or merge it too (--only)"
                 )
             if skill in UNSCORABLE:
                 raise HarnessError(f"{skill} cannot be scored: {UNSCORABLE[skill]}")

@@ -13,8 +13,9 @@ model loads (:mod:`harness.evaluation.lm_vllm`). ``evaluation_details(task)`` gi
 record lm-eval's version, each task's version, n-shot, filters, the data files, the
 validation carve and the per-sample log.
 
-The pool holds every expert of the checkpoint set (``experts_used`` restricts it); the
-scored tasks may be fewer (a skill whose benchmark lm-eval lacks is merged, not scored).
+The pool holds every expert of the checkpoint set (``--only a,b`` restricts it, as in every
+suite); the scored tasks may be fewer (a skill whose benchmark lm-eval lacks is merged, not
+scored).
 Data-based methods need labelled batches and heads, which these suites do not provide, so
 they are refused in one line before anything loads.
 """
@@ -52,7 +53,6 @@ def common_params(default_set: str) -> dict[str, Param]:
         ),
         "base": Param("", "checkpoints=custom: the base model's hub id"),
         "experts": Param("", "checkpoints=custom: name=hub-id pairs, e.g. math=org/a,sw=org/b"),
-        "experts_used": Param("", "merge only these experts of the set (comma-separated)"),
         "backend": Param(
             "hf", "hf: the model in memory; vllm: a temporary copy", choices=("hf", "vllm")
         ),
@@ -74,6 +74,9 @@ class CausalLmSuite(Suite):
     metric = "score"
     provides: ClassVar[frozenset[str]] = frozenset()
     PARAMS: ClassVar[dict[str, Param]] = {}
+    #: empty at class level: the tasks and the experts merged depend on the options, so a
+    #: method's expert count (SLERP: two) is checked on the pool, not on a default list
+    tasks: list[str] = []
 
     def __init__(self, context: SuiteContext) -> None:
         super().__init__(context)
@@ -81,11 +84,8 @@ class CausalLmSuite(Suite):
         self.options.update(context.options)
         self.set: CheckpointSet = checkpoint_set(self.options)
         self.merged = self._merged_experts()
-        self.benchmarks: dict[str, list[bench.Benchmark]] = self.task_benchmarks()
-        self.tasks = list(self.benchmarks)
-        for task in self.tasks:
-            for benchmark in self.benchmarks[task]:
-                benchmark.config()  # an unknown lm-eval task fails here, in one line
+        self.benchmarks: dict[str, list[bench.Benchmark]] = {}
+        self._choose()
         self._base: ResolvedArtifact | None = None
         self._experts: dict[str, ResolvedArtifact] = {}
         self._data: dict[str, ResolvedArtifact] = {}
@@ -112,21 +112,29 @@ class CausalLmSuite(Suite):
         return name
 
     def _merged_experts(self) -> list[str]:
-        chosen = [n.strip() for n in str(self.options["experts_used"]).split(",") if n.strip()]
-        if not chosen:
-            return list(self.set.experts)
-        unknown = [name for name in chosen if name not in self.set.experts]
-        if unknown:
-            raise UnknownNameError(
-                f"checkpoint set {self.set.name!r} has no expert {unknown[0]!r}; its experts: "
-                f"{', '.join(self.set.experts)}"
-            )
-        return chosen
+        """The experts merged unless ``--only`` names some: the whole set."""
+        return list(self.set.experts)
+
+    def _choose(self) -> None:
+        self.benchmarks = self.task_benchmarks()
+        self.tasks = list(self.benchmarks)
+        for task in self.tasks:
+            for benchmark in self.benchmarks[task]:
+                benchmark.config()  # an unknown lm-eval task fails here, in one line
 
     def select_tasks(self, tasks: list[str] | None) -> None:
-        """``--only`` restricts the scored tasks; the pool keeps every merged expert."""
-        super().select_tasks(tasks)
-        self.benchmarks = {task: self.benchmarks[task] for task in self.tasks}
+        """``--only a,b``: merge only the experts a and b of the set (and score those of
+        them the suite scores), as ``--only`` restricts the pool of every suite."""
+        if not tasks:
+            return
+        unknown = [name for name in tasks if name not in self.set.experts]
+        if unknown:
+            raise UnknownNameError(
+                f"checkpoint set {self.set.name!r} of {self.name} has no expert {unknown[0]!r}; "
+                f"its experts: {', '.join(self.set.experts)}"
+            )
+        self.merged = [name for name in self.set.experts if name in tasks]
+        self._choose()
 
     @property
     def all_benchmarks(self) -> list[bench.Benchmark]:
