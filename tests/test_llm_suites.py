@@ -248,6 +248,16 @@ def test_data_based_methods_are_refused_up_front(mirror, tmp_path, monkeypatch, 
     assert code == 2 and "does not provide" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_chat_scored_skill_on_a_base_tokenizer_is_refused_before_merging(mirror, monkeypatch):
+    # ifeval needs langdetect, absent here: a chat-scored stand-in takes its place
+    from tasks.llm import math as llm_math
+
+    chat = [bench.Benchmark("gsm8k", "exact_match,strict-match", chat=True)]
+    monkeypatch.setitem(llm_math.SKILL_BENCHMARKS, "instruction", chat)
+    with pytest.raises(LmEvalError, match="chat template.*base model"):
+        prepared("llm-math", mirror, tasks="math,instruction")
+
+
 def test_a_chat_task_on_a_tokenizer_without_template_is_refused() -> None:
     from harness.evaluation.lm_harness import score
 

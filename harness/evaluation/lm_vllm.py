@@ -50,7 +50,8 @@ def saved_model(
     model: torch.nn.Module, tokenizer: Any, *, parent: Path | None = None
 ) -> Iterator[Path]:
     """``model`` and ``tokenizer`` saved (safetensors) into a temporary directory that is
-    removed when the block ends, even on error."""
+    removed when the block ends, even on error. ``parent``: where (an 8B model is 16 GB in
+    bf16; ``/tmp`` may be memory)."""
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="harness-vllm-", dir=parent) as folder:
@@ -82,18 +83,24 @@ def score_vllm(
         require_chat_template(tokenizer, [task.name for task in tasks])
     from lm_eval.models.vllm_causallms import VLLM
 
+    device = next(model.parameters()).device
     with saved_model(model, tokenizer, parent=parent) as folder:
-        lm = VLLM(
-            pretrained=str(folder),
-            tokenizer=str(folder),
-            dtype=dtype,
-            seed=seed,
-            batch_size="auto",
-            max_model_len=max_length,
-            trust_remote_code=False,
-            gpu_memory_utilization=GPU_MEMORY_UTILIZATION,
-        )
+        # vLLM reserves a fixed share of the GPU: the HF copy waits on the CPU meanwhile
+        model.to("cpu")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        lm = None
         try:
+            lm = VLLM(
+                pretrained=str(folder),
+                tokenizer=str(folder),
+                dtype=dtype,
+                seed=seed,
+                batch_size="auto",
+                max_model_len=max_length,
+                trust_remote_code=False,
+                gpu_memory_utilization=GPU_MEMORY_UTILIZATION,
+            )
             return score_lm(
                 lm,
                 tasks,
@@ -109,3 +116,4 @@ def score_vllm(
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            model.to(device)

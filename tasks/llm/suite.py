@@ -299,6 +299,7 @@ class CausalLmSuite(Suite):
                 samples_dir=self.samples_dir,
                 apply_chat_template=chat,
                 dtype=VLLM_DTYPES[str(self.options["dtype"])],
+                parent=cache_dir() / "vllm-copies",  # disk, not a memory-backed /tmp
             )
         return score(
             model.to(device),
