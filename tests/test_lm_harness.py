@@ -52,7 +52,12 @@ def test_in_memory_model_is_scored_with_details_and_samples(gsm8k_files, tmp_pat
     )
     first = score(model, tokenizer, [task], limit=3, samples_dir=tmp_path)["gsm8k"]
     assert first.n == 3
-    assert set(first.metrics) == {"exact_match,strict-match", "exact_match,flexible-extract"}
+    assert set(first.metrics) == {
+        "exact_match,strict-match",
+        "exact_match,flexible-extract",
+        "no_answer,strict-match",  # share of responses without a parsable answer
+        "no_answer,flexible-extract",
+    }
     assert all(0.0 <= v <= 100.0 for v in first.metrics.values())
     details = first.details
     assert details["n_shot"] == 2 and details["task_version"] == 3.0

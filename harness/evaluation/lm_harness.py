@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,14 @@ def registered_config(name: str) -> dict[str, Any]:
         )
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    return dict(load_yaml(entry.yaml_path, resolve_func=True))
+    try:
+        return dict(load_yaml(entry.yaml_path, resolve_func=True))
+    except ImportError as error:  # a task's own helpers import optional packages
+        missing = getattr(error, "name", None) or str(error)
+        raise LmEvalError(
+            f"lm-eval task {name!r} needs the package {missing!r}, which is not installed; "
+            f"pip install {missing}"
+        ) from None
 
 
 def task_config(task: LmTask) -> dict[str, Any] | str:
@@ -120,10 +127,40 @@ def task_config(task: LmTask) -> dict[str, Any] | str:
                     f"it has {', '.join(sorted(task.data_files))}"
                 )
         config.pop("dataset_name", None)
-        config["dataset_path"] = "parquet"
+        config["dataset_path"] = data_builder(task.data_files.values())
         config["dataset_kwargs"] = {"data_files": {k: str(v) for k, v in task.data_files.items()}}
     config.update(copy.deepcopy(dict(task.overrides)))
     return config
+
+
+def data_builder(files: Iterable[str | Path]) -> str:
+    """The ``datasets`` builder that reads local ``files``: ``parquet``, or ``json`` for
+    JSON lines (Belebele's hub files are ``data/<code>.jsonl``); one kind per task."""
+    kinds = {"json" if str(path).endswith((".jsonl", ".json")) else "parquet" for path in files}
+    if len(kinds) != 1:
+        raise LmEvalError(f"a task's local files must be all parquet or all JSON lines: {kinds}")
+    return kinds.pop()
+
+
+#: What lm-eval's regex filters return when a response holds no answer they can extract.
+NO_ANSWER = "[invalid]"
+
+
+def no_answer_percent(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """``{"no_answer,<filter>": %}``: the share of generated responses in which a filter
+    found no answer (lm-eval scores those as wrong; here they are also counted, since a
+    merge that stops writing ``#### N`` differs from one that computes wrong numbers)."""
+    counts: dict[str, list[int]] = {}
+    for sample in samples:
+        responses = sample.get("filtered_resps")
+        if isinstance(responses, list):
+            responses = responses[0] if len(responses) == 1 else None
+        if not isinstance(responses, str):
+            continue  # loglikelihood tasks: nothing is generated
+        seen = counts.setdefault(str(sample.get("filter", "none")), [0, 0])
+        seen[0] += responses.strip() == NO_ANSWER
+        seen[1] += 1
+    return {f"no_answer,{name}": 100.0 * hit / total for name, (hit, total) in counts.items()}
 
 
 def _percent(name: str, value: float) -> float:
@@ -157,17 +194,20 @@ def score(
     seed: int = 0,
     samples_dir: Path | None = None,
     max_length: int | None = None,
+    apply_chat_template: bool = False,
 ) -> dict[str, LmScore]:
     """Score ``model`` (in memory) on ``tasks`` with lm-eval; greedy, seeded few-shot.
 
     ``limit`` caps each task's documents (lm-eval takes the first ``limit``). The per-task
-    sample logs go to ``samples_dir`` when given.
+    sample logs go to ``samples_dir`` when given. ``apply_chat_template`` wraps each
+    prompt in the tokenizer's chat template (instruction-tuned models, ifeval).
     """
-    lm_eval = require_lm_eval()
-    from lm_eval import simple_evaluate
+    require_lm_eval()
     from lm_eval.models.huggingface import HFLM
 
     configs = [task_config(task) for task in tasks]
+    if apply_chat_template:
+        require_chat_template(tokenizer, [task.name for task in tasks])
     # HFLM warns at length that a model object bypasses its loading options; that is the point.
     logging.getLogger("lm_eval.models.huggingface").setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -179,21 +219,63 @@ def score(
         device=str(device),
         max_length=max_length,
     )
+    return score_lm(
+        wrapped,
+        tasks,
+        configs,
+        limit=limit,
+        seed=seed,
+        samples_dir=samples_dir,
+        apply_chat_template=apply_chat_template,
+        backend="hf",
+    )
+
+
+def require_chat_template(tokenizer: Any, names: Sequence[str]) -> None:
+    """A task scored through a chat template needs a tokenizer that has one."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise LmEvalError(
+            f"{', '.join(names)} must be scored through a chat template, but the tokenizer "
+            f"({getattr(tokenizer, 'name_or_path', '') or 'given'}) has none: a base model "
+            "cannot run it; use an instruction-tuned base or leave the task out"
+        )
+
+
+def score_lm(
+    lm: Any,
+    tasks: Sequence[LmTask],
+    configs: Sequence[dict[str, Any] | str],
+    *,
+    limit: int | None,
+    seed: int,
+    samples_dir: Path | None,
+    apply_chat_template: bool,
+    backend: str,
+) -> dict[str, LmScore]:
+    """Run lm-eval with an already built LM object (HF in memory, or vLLM) and collect
+    each task's metrics and protocol details."""
+    lm_eval = require_lm_eval()
+    from datasets.exceptions import DatasetGenerationError
+    from lm_eval import simple_evaluate
+
     try:
         output = simple_evaluate(
-            model=wrapped,
-            tasks=configs,
+            model=lm,
+            tasks=list(configs),
             task_manager=task_manager(),
             limit=limit,
-            log_samples=samples_dir is not None,
+            log_samples=True,  # the no-answer counts read them; written only to samples_dir
             random_seed=seed,
             numpy_random_seed=seed,
             torch_random_seed=seed,
             fewshot_random_seed=seed,
             bootstrap_iters=0,
+            apply_chat_template=apply_chat_template,
         )
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise LmEvalError(f"lm-eval could not run {[t.name for t in tasks]}: {error}") from error
+    except (KeyError, ValueError, FileNotFoundError, DatasetGenerationError) as error:
+        cause = error.__cause__ if isinstance(error, DatasetGenerationError) else None
+        reason = f"{error} ({type(cause).__name__}: {cause})" if cause else str(error)
+        raise LmEvalError(f"lm-eval could not run {[t.name for t in tasks]}: {reason}") from error
     scores = {}
     for task in tasks:
         results = output["results"][task.name]
@@ -209,6 +291,8 @@ def score(
             if "," in key and "_stderr" not in key and isinstance(value, int | float)
         }
         config = output["configs"][task.name]
+        samples = output["samples"][task.name]
+        metrics.update(no_answer_percent(samples))
         details: dict[str, Any] = {
             "lm_eval_version": lm_eval.__version__,
             "task": task.name,
@@ -217,9 +301,10 @@ def score(
             "filters": [f.get("name") for f in config.get("filter_list") or []] or ["none"],
             "ranked_by": task.metric,
             "dataset": config.get("dataset_kwargs") or config.get("dataset_path"),
+            "backend": backend,
+            "chat_template": bool(apply_chat_template),
         }
         if samples_dir is not None:
-            samples = output["samples"][task.name]
             details["samples_log"] = str(_write_samples(samples, samples_dir, task.name))
         n = int(output["n-samples"][task.name]["effective"])
         scores[task.name] = LmScore(metrics, n, details)

@@ -287,7 +287,17 @@ def individual_reference(context: MethodContext) -> dict[str, float]:
     """
     suite = context.suite
     identity = [artifact.to_json() for artifact in suite.artifacts()]
-    key = content_key("individual", suite.name, suite.checkpoint_set, identity, suite.metric)
+    # the suite's options too: they may change how a task is scored (an LLM suite's limit,
+    # generation length or benchmark), not only which checkpoints are used
+    key = content_key(
+        "individual",
+        suite.name,
+        suite.checkpoint_set,
+        identity,
+        suite.metric,
+        suite.context.options,
+        list(suite.tasks),
+    )
     path = cache_dir() / "individual" / f"{key}.json"
     known: dict[str, float] = {}
     if path.is_file():

@@ -57,12 +57,15 @@ class Requirement:
     ``allow_patterns`` limits a hub download (and the printed ``--include`` flags) to the
     files the suite reads. ``fetch`` replaces the ``hf download`` command for artifacts
     that are not on the hub (e.g. a conversion); ``$MIRROR`` in it is the mirror root.
+    ``revision`` is a branch or commit other than main (e.g. ``refs/convert/parquet``, the
+    hub's parquet conversion of a dataset whose main branch is a loading script).
     """
 
     id: str
     kind: str = "models"
     allow_patterns: tuple[str, ...] | None = None
     fetch: str | None = None
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -97,6 +100,8 @@ def download_command(requirement: Requirement, mirror: str = "$MIRROR") -> str:
     words = ["hf", "download", requirement.id]
     if requirement.kind == "datasets":
         words += ["--repo-type", "dataset"]
+    if requirement.revision:
+        words += ["--revision", requirement.revision]
     for pattern in requirement.allow_patterns or ():
         words += ["--include", pattern]
     command = shlex.join(words)
@@ -241,7 +246,7 @@ def _from_hub(
             local = snapshot_download(
                 requirement.id,
                 repo_type="dataset" if requirement.kind == "datasets" else "model",
-                revision=revision,
+                revision=requirement.revision or revision,
                 allow_patterns=list(requirement.allow_patterns or []) or None,
                 local_files_only=offline_reason is not None,
             )
