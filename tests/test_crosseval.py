@@ -199,3 +199,34 @@ def test_judge_meta_killed_midway_resumes_asking_only_for_the_rest(mirror, tmp_p
     result = json.loads(path.read_text())
     assert result["judge_calls"] == 17 and result["judgments_reused"] == 7
     assert result["judge_outcomes"]["scored"] == 24
+
+
+def test_the_leaderboard_shows_judge_results_beside_the_published_judges(
+    mirror, tmp_path, monkeypatch, capsys
+):
+    from leaderboard.build import build_site
+
+    judges = tmp_path / "judges"
+    code, _, err = invoke(
+        monkeypatch, capsys, "judge", "meta", "--judge", "replay:crosseval-human",
+        "--only", "english,reasoning", "--mirror", str(mirror), "--out", str(judges), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    (path,) = judges.glob("*.json")
+    hostile = json.loads(path.read_text())
+    hostile["judge"]["identity"] = "<script>window.__pwned=1</script>"
+    (judges / "hostile.json").write_text(json.dumps(hostile))
+    (judges / "notes.json").write_text('{"kind": "something else"}')
+    (tmp_path / "results").mkdir()
+    skipped: list[str] = []
+    index = build_site(
+        tmp_path / "results", tmp_path / "site", judges_dir=judges, warn=skipped.append
+    )
+    page = (index.parent / "judges.html").read_text()
+    assert "<script>window.__pwned" not in page and "&lt;script&gt;window.__pwned" in page
+    assert "replay:crosseval-human" in page and "GPT-4o" in page and "0.697" in page
+    assert "1.000" in page  # the human ratings replayed agree with themselves
+    assert 'href="judges.html"' in index.read_text()
+    assert len(skipped) == 1 and "notes.json" in skipped[0]
+    rows = json.loads((index.parent / "data" / "judges.json").read_text())["rows"]
+    assert {row["source"] for row in rows} == {"measured", "paper"}
