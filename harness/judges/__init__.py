@@ -75,6 +75,7 @@ def make_judge(spec: str, *, mirror: Path | None = None) -> Judge:
             "backoff": float,
             "rpm": float,
             "max_tokens": int,
+            "max_attachment_chars": int,
         }
         return EndpointJudge(target, **_options(kind, given, types))
     from harness.judges.replay import ReplayJudge

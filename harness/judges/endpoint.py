@@ -15,7 +15,8 @@ would fail the same way.
 
 Options: ``base_url`` (default https://api.openai.com/v1), ``key_env``, ``timeout`` (s,
 default 120), ``retries`` (default 6), ``backoff`` (default 2), ``rpm`` (default 60, 0: no
-spacing), ``max_tokens`` (default 2048).
+spacing), ``max_tokens`` (default 2048), ``max_attachment_chars`` (attached text shown to
+the judge is cut to this, default 400,000 characters, about the paper's 102,400 tokens).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class EndpointJudge(Judge):
         backoff: float = 2.0,
         rpm: float = 60.0,
         max_tokens: int = 2048,
+        max_attachment_chars: int = 400_000,
     ) -> None:
         if not model:
             raise HarnessError("an openai judge needs a model name: --judge openai:<model>")
@@ -67,13 +69,20 @@ class EndpointJudge(Judge):
         self.backoff = float(backoff)
         self.interval = 60.0 / float(rpm) if rpm else 0.0
         self.max_tokens = int(max_tokens)
+        self.attachment_chars = int(max_attachment_chars)
         self._last_request = 0.0
         self._lock = threading.Lock()
         self.requests = 0  # HTTP requests sent, retries included
 
     @property
     def identity(self) -> str:
-        return f"openai:{self.model}@{self.base_url}?max_tokens={self.max_tokens}"
+        return (
+            f"openai:{self.model}@{_without_userinfo(self.base_url)}?max_tokens="
+            f"{self.max_tokens}&max_attachment_chars={self.attachment_chars}"
+        )
+
+    def max_attachment_chars(self) -> int | None:
+        return self.attachment_chars
 
     def _key(self) -> str | None:
         return os.environ.get(self.key_env) or None
@@ -163,11 +172,20 @@ class EndpointJudge(Judge):
         return {
             **super().describe(),
             "model": self.model,
-            "base_url": self.base_url,
+            "base_url": _without_userinfo(self.base_url),
             "key_env": self.key_env,
             "rpm": 60.0 / self.interval if self.interval else 0,
             "retries": self.retries,
         }
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL without any ``user:password@`` part (never recorded)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -176,11 +176,15 @@ def _format_rating(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def user_prompt(request: JudgeRequest) -> str:
-    """The user message: attachment, prompt, references, response, outline."""
+def user_prompt(request: JudgeRequest, max_attachment_chars: int | None = None) -> str:
+    """The user message: attachment (cut to the judge's limit, as the paper truncates long
+    documents), prompt, references, response, outline."""
     parts = []
     if request.attachment:
-        parts.append(f"[Attached]:\n{request.attachment.strip()}")
+        attachment = request.attachment.strip()
+        if max_attachment_chars is not None and len(attachment) > max_attachment_chars:
+            attachment = attachment[:max_attachment_chars]
+        parts.append(f"[Attached]:\n{attachment}")
     parts.append(f"[User Prompt]:\n{request.prompt.strip()}")
     if request.references:
         lines = ["Calibrate your evaluation on these rated reference responses:"]
@@ -210,7 +214,7 @@ def judge_with_protocol(judge: Judge, request: JudgeRequest) -> Judgment:
 
     A :class:`JudgeUnavailable` from the judge ends the item with that outcome (a timeout
     or a rate limit the judge's own retries did not get past)."""
-    user = user_prompt(request)
+    user = user_prompt(request, judge.max_attachment_chars())
     text = ""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
