@@ -230,3 +230,40 @@ def test_the_leaderboard_shows_judge_results_beside_the_published_judges(
     assert len(skipped) == 1 and "notes.json" in skipped[0]
     rows = json.loads((index.parent / "data" / "judges.json").read_text())["rows"]
     assert {row["source"] for row in rows} == {"measured", "paper"}
+
+
+def test_individual_scores_a_cross_capability_with_its_skill_expert_and_carve_selects(
+    mirror, tmp_path
+):
+    with ScriptedJudgeServer() as server:
+        options = {**suite_options(server.spec("good", rpm="0")), "validation": "carve"}
+        individual = run_cell(
+            RunSpec(
+                method="individual",
+                suite="crosseval",
+                suite_options=options,
+                only=["reasoning", "spanish", "spanish_reasoning"],
+                mirror=mirror,
+                results_dir=tmp_path,
+                progress=False,
+            )
+        ).record
+        cross = individual["tasks"]["spanish_reasoning"]
+        # scored by the Spanish expert (the first standing for a parent); its reference is
+        # the best of the Spanish and math experts, so normalised is at most 100
+        assert cross["individual"] >= cross["metric"] and cross["normalized"] <= 100.0
+        assert individual["suite"]["splits"]["validation"].startswith("a fixed 10%")
+        selected = run_cell(
+            RunSpec(
+                method="magmax",  # four scalings tried on the carve
+                suite="crosseval",
+                suite_options=options,
+                only=["english", "spanish"],
+                mirror=mirror,
+                results_dir=tmp_path,
+                progress=False,
+            )
+        ).record
+        assert selected["selection"]["strategy"] == "grid"
+        assert len(selected["selection"]["candidates"]) == 4
+        assert all(entry["n"] == 1 for entry in selected["tasks"].values())  # 2 prompts, 1 held out
