@@ -267,3 +267,15 @@ def test_individual_scores_a_cross_capability_with_its_skill_expert_and_carve_se
         assert selected["selection"]["strategy"] == "grid"
         assert len(selected["selection"]["candidates"]) == 4
         assert all(entry["n"] == 1 for entry in selected["tasks"].values())  # 2 prompts, 1 held out
+
+
+def test_a_malformed_dataset_stops_the_command_in_one_line(tmp_path, monkeypatch, capsys):
+    broken = [{k: v for k, v in row.items() if k != "l2_category"} for row in rows()]
+    columns = [c for c in data.COLUMNS if c != "l2_category"]
+    write_csv(tmp_path / "datasets" / data.DATASET / data.FILE, broken, columns=columns)
+    code, _, err = invoke(
+        monkeypatch, capsys, "judge", "meta", "--judge", "replay:crosseval-human",
+        "--mirror", str(tmp_path), "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    assert "lacks the column(s) l2_category" in err and not (tmp_path / "out").exists()
