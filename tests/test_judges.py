@@ -231,10 +231,10 @@ def test_weakest_link_statistics():
     assert stats["count_parents_differ"] == 3 and stats["below_both_parents_differ"] == 1
 
 
-def test_long_attachments_are_cut_to_the_judges_limit_and_urls_lose_credentials():
+def test_long_attachments_are_cut_to_the_judges_limit_and_urls_carry_no_credentials():
     text = user_prompt(JudgeRequest("Sum up.", "ok", attachment="x" * 50), max_attachment_chars=10)
     assert "x" * 10 in text and "x" * 11 not in text
-    judge = make_judge("openai:m?base_url=http://user:pw@127.0.0.1:9/v1&max_attachment_chars=7")
-    assert judge.max_attachment_chars() == 7
-    assert "pw" not in judge.identity + json.dumps(judge.describe())
-    assert "127.0.0.1:9/v1" in judge.identity
+    judge = make_judge("openai:m?base_url=http://127.0.0.1:9/v1&max_attachment_chars=7")
+    assert judge.max_attachment_chars() == 7 and "127.0.0.1:9/v1" in judge.identity
+    with pytest.raises(HarnessError, match="must not hold credentials"):
+        make_judge("openai:m?base_url=http://user:pw@127.0.0.1:9/v1")

@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.errors import HarnessError
 from harness.judges.base import Judge
@@ -59,6 +60,11 @@ class EndpointJudge(Judge):
             raise HarnessError("an openai judge needs a model name: --judge openai:<model>")
         if not base_url.startswith(("http://", "https://")):
             raise HarnessError(f"judge base_url must start with http:// or https://: {base_url!r}")
+        if "@" in urlsplit(base_url).netloc:
+            raise HarnessError(
+                "judge base_url must not hold credentials (user:password@): they would be "
+                "recorded with the run; put the key in the variable named by key_env"
+            )
         if not key_env.replace("_", "").isalnum():
             raise HarnessError(f"key_env must name an environment variable, got {key_env!r}")
         self.model = model
@@ -77,7 +83,7 @@ class EndpointJudge(Judge):
     @property
     def identity(self) -> str:
         return (
-            f"openai:{self.model}@{_without_userinfo(self.base_url)}?max_tokens="
+            f"openai:{self.model}@{self.base_url}?max_tokens="
             f"{self.max_tokens}&max_attachment_chars={self.attachment_chars}"
         )
 
@@ -172,20 +178,11 @@ class EndpointJudge(Judge):
         return {
             **super().describe(),
             "model": self.model,
-            "base_url": _without_userinfo(self.base_url),
+            "base_url": self.base_url,
             "key_env": self.key_env,
             "rpm": 60.0 / self.interval if self.interval else 0,
             "retries": self.retries,
         }
-
-
-def _without_userinfo(url: str) -> str:
-    """The URL without any ``user:password@`` part (never recorded)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def _retry_after(value: str | None) -> float | None:
