@@ -89,7 +89,7 @@ def test_eval_generates_judges_records_weakest_link_and_resumes_from_cache(
         english = record["tasks"]["english"]
         assert english["n"] == 2 and 1.0 <= english["metric"] <= 100.0
         details = english["details"]
-        assert details["judge_outcomes"]["scored"] == 2
+        assert details["judge_outcomes"]["scored"] == 2 and details["judge_calls"] == 2
         assert {row["prompt_id"] for row in details["per_prompt"]} == {"p000", "p001"}
         assert all(
             row["rescaled"] == (row["score"] - 1) * 24.75 + 1 for row in details["per_prompt"]
@@ -125,6 +125,7 @@ def test_eval_generates_judges_records_weakest_link_and_resumes_from_cache(
         again = run_cell(spec, overwrite=True).record
         assert server.requests["good"] == asked
         assert again["tasks"]["english"]["details"]["judge_calls"] == 0
+        assert again["tasks"]["english"]["details"]["judgments_reused"] == 2
         assert again["tasks"]["english"]["metric"] == english["metric"]
         assert again["tasks"]["english"]["details"]["generated"] == 0
 

@@ -150,6 +150,7 @@ class CrossEval(Suite):
         self._details: dict[str, dict[str, Any]] = {}
         self._scores: dict[str, dict[str, float]] = {}
         self._generated = 0
+        self._calls = (0, 0)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -300,6 +301,7 @@ class CrossEval(Suite):
         texts = [self._model_text(item, attachment) for item, attachment in chosen]
         responses = self._generate(model, texts, f"{task}/{split}")
         judgments, rows = [], []
+        asked, reused = self._judge.asked, self._judge.reused
         for (item, attachment), response in zip(chosen, responses):
             request = JudgeRequest(
                 prompt=item.prompt,
@@ -321,6 +323,7 @@ class CrossEval(Suite):
                 f"{len(judgments)} responses ({failures}); judgments so far are cached, "
                 "fix the judge and run again"
             )
+        self._calls = (self._judge.asked - asked, self._judge.reused - reused)
         score = float(np.mean(scored))
         self._scores.setdefault(split, {})[task] = score
         self._details[task] = self._task_details(task, split, rows, counts, score)
@@ -385,8 +388,8 @@ class CrossEval(Suite):
             "filtered": dict(self._filtered[task]),
             "filtered_prompts": self._filtered_ids[task],
             "judge_outcomes": counts,
-            "judge_calls": self._judge.asked,
-            "judgments_reused": self._judge.reused,
+            "judge_calls": self._calls[0],  # judgments asked of the judge for this task
+            "judgments_reused": self._calls[1],  # read back from the cache
             "generated": self._generated,
             "judgment_cache": str(self._judge.path) if self._judge.path else None,
             "per_prompt": [
