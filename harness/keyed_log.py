@@ -52,7 +52,7 @@ class KeyedLog:
 
     def append(self, key: str, entry: dict[str, Any]) -> None:
         """Add ``entry`` under ``key`` and put it on disk now (one line, one write)."""
-        record = {"key": key, **entry}
+        record = {"key": key, **entry}  # one write per line: safe from several threads
         self._write((json.dumps(record, ensure_ascii=False, default=str) + "\n").encode())
         self.entries[key] = record
 

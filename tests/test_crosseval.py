@@ -178,7 +178,7 @@ def test_judge_meta_killed_midway_resumes_asking_only_for_the_rest(mirror, tmp_p
     with ScriptedJudgeServer() as server:
         command = [
             sys.executable, "-m", "harness", "judge", "meta", "--judge",
-            server.spec("good", rpm="0"), "--only", only, "--mirror", str(mirror),
+            server.spec("good", rpm="0", concurrency="1"), "--only", only, "--mirror", str(mirror),
             "--out", str(tmp_path / "out"), "--quiet",
         ]  # fmt: skip
         process: list[subprocess.Popen] = []

@@ -238,3 +238,15 @@ def test_long_attachments_are_cut_to_the_judges_limit_and_urls_carry_no_credenti
     assert judge.max_attachment_chars() == 7 and "127.0.0.1:9/v1" in judge.identity
     with pytest.raises(HarnessError, match="must not hold credentials"):
         make_judge("openai:m?base_url=http://user:pw@127.0.0.1:9/v1")
+
+
+def test_an_endpoint_judge_runs_requests_in_parallel_and_keeps_their_order(tmp_path):
+    items = [request(response=f"answer {i}") for i in range(12)]
+    with ScriptedJudgeServer() as server:
+        spec = server.spec("good", rpm="0", concurrency="4")
+        parallel = CachedJudge(make_judge(spec), root=tmp_path / "a").judge_all(items)
+        serial = [make_judge(server.spec("good", rpm="0")).judge(item) for item in items]
+        assert server.requests["good"] == 24
+    assert [j.score for j in parallel] == [j.score for j in serial]
+    assert all(j.outcome == SCORED for j in parallel)
+    assert len(KeyedLog(next((tmp_path / "a").glob("*.jsonl")))) == 12

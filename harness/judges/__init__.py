@@ -76,6 +76,7 @@ def make_judge(spec: str, *, mirror: Path | None = None) -> Judge:
             "rpm": float,
             "max_tokens": int,
             "max_attachment_chars": int,
+            "concurrency": int,
         }
         return EndpointJudge(target, **_options(kind, given, types))
     from harness.judges.replay import ReplayJudge

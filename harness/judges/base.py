@@ -23,6 +23,8 @@ class Judge(ABC):
     cacheable: ClassVar[bool] = True
     #: whether the judge can be shown images (none of the harness's judges are, yet)
     accepts_images: ClassVar[bool] = False
+    #: how many requests may be in flight at once (an endpoint serves several)
+    concurrency: int = 1
 
     @property
     @abstractmethod

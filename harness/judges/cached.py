@@ -11,6 +11,9 @@ entries carry the SHA-256 of the prompt and response, so a cache file replays as
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.cache import cache_dir, content_key
@@ -38,6 +41,7 @@ class CachedJudge:
         self.log = KeyedLog(judgment_log_path(judge, root)) if judge.cacheable else None
         self.asked = 0  # judgments the judge itself produced in this process
         self.reused = 0  # judgments read back from the cache
+        self._lock = threading.Lock()
 
     @property
     def identity(self) -> str:
@@ -52,9 +56,11 @@ class CachedJudge:
         if self.log is not None:
             stored = self.log.get(key)
             if stored is not None:
-                self.reused += 1
+                with self._lock:
+                    self.reused += 1
                 return Judgment.from_json(stored)
-        self.asked += 1
+        with self._lock:
+            self.asked += 1
         judgment = self.inner.judge(request)
         if self.log is not None and judgment.outcome in FINAL_OUTCOMES:
             self.log.append(
@@ -67,3 +73,20 @@ class CachedJudge:
                 },
             )
         return judgment
+
+    def judge_all(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
+        """Judgments of ``requests`` in order, up to the judge's ``concurrency`` at once.
+
+        Each is cached the moment it is done; on an interruption the requests not yet
+        started are cancelled, so what finished is kept and nothing more is paid for."""
+        workers = max(1, int(getattr(self.inner, "concurrency", 1)))
+        if workers == 1 or len(requests) < 2:
+            return [self.judge(request) for request in requests]
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge")
+        try:
+            results = list(pool.map(self.judge, requests))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return results

@@ -16,7 +16,8 @@ would fail the same way.
 Options: ``base_url`` (default https://api.openai.com/v1), ``key_env``, ``timeout`` (s,
 default 120), ``retries`` (default 6), ``backoff`` (default 2), ``rpm`` (default 60, 0: no
 spacing), ``max_tokens`` (default 2048), ``max_attachment_chars`` (attached text shown to
-the judge is cut to this, default 400,000 characters, about the paper's 102,400 tokens).
+the judge is cut to this, default 400,000 characters, about the paper's 102,400 tokens),
+``concurrency`` (requests in flight at once, default 4; spacing still applies).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class EndpointJudge(Judge):
         rpm: float = 60.0,
         max_tokens: int = 2048,
         max_attachment_chars: int = 400_000,
+        concurrency: int = 4,
     ) -> None:
         if not model:
             raise HarnessError("an openai judge needs a model name: --judge openai:<model>")
@@ -76,6 +78,9 @@ class EndpointJudge(Judge):
         self.interval = 60.0 / float(rpm) if rpm else 0.0
         self.max_tokens = int(max_tokens)
         self.attachment_chars = int(max_attachment_chars)
+        if int(concurrency) < 1:
+            raise HarnessError(f"judge concurrency must be at least 1, got {concurrency}")
+        self.concurrency = int(concurrency)
         self._last_request = 0.0
         self._lock = threading.Lock()
         self.requests = 0  # HTTP requests sent, retries included
@@ -182,6 +187,7 @@ class EndpointJudge(Judge):
             "key_env": self.key_env,
             "rpm": 60.0 / self.interval if self.interval else 0,
             "retries": self.retries,
+            "concurrency": self.concurrency,
         }
 
 

@@ -129,9 +129,12 @@ def meta_evaluate(
                 )
                 jobs.append((item, i, request, float(np.mean(reference.ratings))))
     per_item, judgments = [], []
-    for item, i, request, human in progress_bar(jobs, desc="judge meta", enabled=progress):
-        judgment = judge.judge(request)
-        judgments.append(judgment)
+    batch = max(1, 8 * judge.inner.concurrency)  # progress in steps, requests in parallel
+    starts = range(0, len(jobs), batch)
+    for start in progress_bar(starts, desc="judge meta", enabled=progress):
+        chunk = jobs[start : start + batch]
+        judgments += judge.judge_all([request for _, _, request, _ in chunk])
+    for (item, i, _, human), judgment in zip(jobs, judgments):
         per_item.append(
             {
                 "prompt_id": item.prompt_id,

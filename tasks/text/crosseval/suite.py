@@ -300,10 +300,9 @@ class CrossEval(Suite):
         model = model.to(device).eval()
         texts = [self._model_text(item, attachment) for item, attachment in chosen]
         responses = self._generate(model, texts, f"{task}/{split}")
-        judgments, rows = [], []
         asked, reused = self._judge.asked, self._judge.reused
-        for (item, attachment), response in zip(chosen, responses):
-            request = JudgeRequest(
+        requests = [
+            JudgeRequest(
                 prompt=item.prompt,
                 response=response,
                 references=item.references,
@@ -311,9 +310,10 @@ class CrossEval(Suite):
                 capability=item.capability_name,
                 item_id=item.prompt_id,
             )
-            judgment = self._judge.judge(request)
-            judgments.append(judgment)
-            rows.append((item, response, judgment))
+            for (item, attachment), response in zip(chosen, responses)
+        ]
+        judgments = self._judge.judge_all(requests)
+        rows = [(item, r.response, j) for (item, _), r, j in zip(chosen, requests, judgments)]
         scored = [j.rescaled for j in judgments if j.outcome == SCORED]
         counts = outcome_counts(judgments)
         if not scored:
