@@ -17,6 +17,7 @@ from harness.commands.bench import bench_group
 from harness.commands.convert import convert_group
 from harness.commands.eval import eval_command
 from harness.commands.grid import grid_command
+from harness.commands.judge import judge_group
 from harness.commands.leaderboard import leaderboard_group
 from harness.commands.list import list_command
 from harness.commands.validate import validate_command
@@ -49,6 +50,7 @@ for command in (
     convert_group,
     bench_group,
     validate_command,
+    judge_group,
 ):
     cli.add_command(command)
 

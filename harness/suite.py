@@ -104,6 +104,11 @@ class Suite(ABC):
     #: the benchmark's validation split; ``validation`` carved out of train). Recorded in
     #: every result as ``suite.splits``, so a record says where selection happened.
     splits: ClassVar[Mapping[str, str]] = {}
+    #: Tasks that no expert was trained on (a cross-lingual target: math in a language
+    #: only a language expert knows), each mapped to the experts it is composed from. The
+    #: pool holds those experts; a task's individual reference is the best of them on it,
+    #: and the ``individual`` baseline scores it with the first (the task-skill expert).
+    reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context
@@ -156,6 +161,12 @@ class Suite(ABC):
         """How ``task``'s last score was computed, where its metric alone does not say
         (lm-eval's version, task version, n-shot, filters, the per-sample log); the runner
         asks right after scoring the test split and records it as ``tasks.<task>.details``."""
+        return {}
+
+    def evaluation_summary(self) -> Mapping[str, Any]:
+        """What the run's test scores say together, beyond each task's metric (CrossEval's
+        weakest-link statistics); the runner asks right after the test split is scored,
+        before any expert is scored for reference, and records it as ``suite.summary``."""
         return {}
 
     # ------------------------------------------------------------ optional offers

@@ -22,6 +22,7 @@ from harness.cache import atomic_path
 from harness.errors import HarnessError
 from harness.run.records import load_records
 from leaderboard.cells import Run
+from leaderboard.judges import load_judge_results
 from leaderboard.pages import Site, build_site_model
 
 MARKER = ".harness-leaderboard"
@@ -99,9 +100,14 @@ def _check_replaceable(out_dir: Path) -> None:
 
 
 def build_site(
-    results_dir: Path, out_dir: Path, *, warn: Callable[[str], None] | None = None
+    results_dir: Path,
+    out_dir: Path,
+    *,
+    warn: Callable[[str], None] | None = None,
+    judges_dir: Path | None = None,
 ) -> Path:
-    """Build the site from every valid record under ``results_dir``; return index.html.
+    """Build the site from every valid record under ``results_dir`` (and the judge
+    meta-evaluation results in ``judges_dir``); return index.html.
 
     Files that are not valid records are skipped, listed on the index page and passed to
     ``warn`` (printed to stderr by default), so one bad contribution never hides the rest.
@@ -110,14 +116,16 @@ def build_site(
     warn = warn or (lambda line: print(line, file=sys.stderr))
     _check_replaceable(out_dir)
     loaded = load_records(results_dir)
-    for problem in loaded.problems:
+    judge_results, judge_problems = load_judge_results(judges_dir)
+    problems = [*loaded.problems, *judge_problems]
+    for problem in problems:
         warn(f"skipped {problem}")
     # pages show where a record lives inside the results, not the builder's file system
     runs = [
         Run(record, path.relative_to(results_dir) if path.is_relative_to(results_dir) else path)
         for record, path in zip(loaded.records, loaded.paths)
     ]
-    site = build_site_model(runs, loaded.problems)
+    site = build_site_model(runs, problems, judge_results)
     with atomic_path(out_dir) as temporary:
         temporary.mkdir()
         render(site, temporary)

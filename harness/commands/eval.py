@@ -18,8 +18,16 @@ from harness.commands.options import print_record, run_options, run_spec
 @click.option(
     "--overwrite", is_flag=True, help="Run again and replace this run's record if it exists."
 )
+@click.option(
+    "--judge",
+    default=None,
+    help="For judged suites (crosseval): local:<hub id>, openai:<model>?base_url=...&"
+    "key_env=..., or replay:<file>; the same as --suite-set judge=...",
+)
 @run_options
-def eval_command(method: str, suite: str, seed: int, overwrite: bool, **options: Any) -> None:
+def eval_command(
+    method: str, suite: str, seed: int, overwrite: bool, judge: str | None, **options: Any
+) -> None:
     """Run one method on one suite, record the result, print a per-task table.
 
     A run that is already recorded is not run again: its record is shown.
@@ -29,10 +37,13 @@ def eval_command(method: str, suite: str, seed: int, overwrite: bool, **options:
       harness eval --method ties --tasks mini8
       harness eval --method task_arithmetic --tasks vit8 --set scaling=0.3 --device cuda
       harness eval --method ties --tasks vit8 --suite-set arch=vit-l-14 --mirror /data/mirror
+      harness eval --method ties --tasks crosseval --judge openai:gpt-4o --select defaults
     """
     from harness.run.runner import run_cell
 
     progress.set_enabled(not options["quiet"])
+    if judge is not None:
+        options["suite_options"] = (*options["suite_options"], f"judge={judge}")
     outcome = run_cell(
         run_spec(method, suite, seed, **options),
         overwrite=overwrite,

@@ -27,7 +27,15 @@ def leaderboard_group() -> None:
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path), default=Path("site"), show_default=True
 )
-def leaderboard_build(results_dir: Path, out_dir: Path) -> None:
+@click.option(
+    "--judges",
+    "judges_dir",
+    type=click.Path(path_type=Path),
+    default=Path("judge-results"),
+    show_default=True,
+    help="Judge meta-evaluation results (harness judge meta); skipped when absent.",
+)
+def leaderboard_build(results_dir: Path, out_dir: Path, judges_dir: Path) -> None:
     """Render the site (works from file://).
 
     \b
@@ -43,7 +51,7 @@ def leaderboard_build(results_dir: Path, out_dir: Path) -> None:
         )
     check_out_dir(out_dir)
     try:
-        index = build_site(results_dir, out_dir)
+        index = build_site(results_dir, out_dir, judges_dir=judges_dir)
     except OSError as error:  # e.g. a disk that filled up, a folder that vanished
         where = error.filename or out_dir
         raise HarnessError(

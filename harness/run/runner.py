@@ -283,7 +283,10 @@ def evaluate_solution(
 def individual_reference(context: MethodContext) -> dict[str, float]:
     """Each expert's test metric on its own task: the denominator of normalised accuracy.
 
-    Cached by the identities of the suite's artifacts, so it is measured once per suite.
+    A task without an expert of its own (``Suite.reference_experts``) is referred to the
+    best of the experts it is composed from, so a normalised score above 100 there means
+    a merge beat all of them. Cached by the identities of the suite's artifacts, so it is
+    measured once per suite.
     """
     suite = context.suite
     identity = [artifact.to_json() for artifact in suite.artifacts()]
@@ -307,8 +310,11 @@ def individual_reference(context: MethodContext) -> dict[str, float]:
             known = {}
     missing = [task for task in suite.tasks if task not in known]
     for task in missing:
-        model = context.build_model(context.pool.expert_state(task))
-        known[task] = suite.evaluate(model, task, "test")[suite.metric]
+        scores = [
+            suite.evaluate(context.build_model(context.pool.expert_state(expert)), task, "test")
+            for expert in suite.reference_experts.get(task, (task,))
+        ]
+        known[task] = max(score[suite.metric] for score in scores)
     if missing:
         write_json_atomic(path, known)
     return {task: known[task] for task in suite.tasks}
@@ -412,7 +418,8 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     scores = evaluate_solution(per_task.wrap(solution), context, "test")
     evaluate_s = time.perf_counter() - tick - per_task.seconds
     details = {task: dict(suite.evaluation_details(task)) for task in suite.tasks}
-    if spec.method == "individual":
+    summary = dict(suite.evaluation_summary())
+    if spec.method == "individual" and not set(suite.tasks) & set(suite.reference_experts):
         reference = {task: scores[task][suite.metric] for task in suite.tasks}
     else:
         reference = individual_reference(context)
@@ -441,6 +448,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
         },
         memory=memory,
         details=details,
+        summary=summary,
     )
 
 
@@ -457,6 +465,7 @@ def build_record(
     timings: dict[str, float],
     memory: dict[str, Any],
     details: Mapping[str, Mapping[str, Any]] | None = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     tasks = {}
     for task in suite.tasks:
@@ -490,6 +499,7 @@ def build_record(
             "tasks": list(suite.tasks),
             "options": suite.context.options,
             **({"splits": dict(suite.splits)} if suite.splits else {}),
+            **({"summary": dict(summary)} if summary else {}),
         },
         "tasks": tasks,
         "average": float(np.mean([entry["metric"] for entry in tasks.values()])),

@@ -1,27 +1,39 @@
 """What each page shows, computed from the records: the site model, before any HTML.
 
-One module per page kind (index, suite, costs, method, run), all
+One module per page kind (index, suite, costs, method, run, judges), all
 built on :mod:`leaderboard.pages.base`. A new view is a new :class:`PageKind` added to
 ``PAGE_KINDS``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from leaderboard.cells import Run
 from leaderboard.pages.base import Page, PageKind, Site, SiteData
 from leaderboard.pages.costs import CostPages
 from leaderboard.pages.index import IndexPage
+from leaderboard.pages.judges import JudgePages
 from leaderboard.pages.method import MethodPages
 from leaderboard.pages.run import RunPages
 from leaderboard.pages.suite import SuitePages
 
 # In this order: the site's tables and pages are listed as the kinds add them.
-PAGE_KINDS: tuple[type[PageKind], ...] = (SuitePages, CostPages, MethodPages, RunPages, IndexPage)
+PAGE_KINDS: tuple[type[PageKind], ...] = (
+    SuitePages,
+    CostPages,
+    MethodPages,
+    RunPages,
+    JudgePages,
+    IndexPage,
+)
 
 
-def build_site_model(runs: list[Run], problems: list[str]) -> Site:
-    """Every page, table and extra file of the site for ``runs``."""
-    data = SiteData(runs, problems)
+def build_site_model(
+    runs: list[Run], problems: list[str], judge_results: list[dict[str, Any]] | None = None
+) -> Site:
+    """Every page, table and extra file of the site for ``runs`` (and judge results)."""
+    data = SiteData(runs, problems, judge_results)
     site = Site()
     for kind in PAGE_KINDS:
         kind(data).add_to(site)

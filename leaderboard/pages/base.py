@@ -45,9 +45,15 @@ class Site:
 class SiteData:
     """Records, registry metadata and page addresses, computed once for every page kind."""
 
-    def __init__(self, runs: list[Run], problems: list[str]) -> None:
+    def __init__(
+        self,
+        runs: list[Run],
+        problems: list[str],
+        judge_results: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.runs = runs
         self.problems = problems
+        self.judge_results = list(judge_results or [])  # ``harness judge meta`` results
         self.methods: dict[str, MethodInfo] = registered_methods()
         self.suites: dict[str, SuiteInfo] = registered_suites()
         for run in runs:

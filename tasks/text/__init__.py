@@ -1,1 +1,1 @@
-"""Language suites: GLUE (GPT-2, Flan-T5) and the offline minitext suite."""
+"""Language suites: GLUE (GPT-2, Flan-T5), the offline minitext suite and CrossEval."""
