@@ -103,9 +103,9 @@ def grid_command(
     Examples:
       harness grid --methods pretrained,individual,weight_average,task_arithmetic,ties \\
           --tasks mini8
-      harness grid --methods ties,tsvm --tasks vit8 --executor ray --gpus-per-cell 0.25
-      harness grid --methods ties,tsvm --tasks vit8 --executor ray --address auto
-      harness grid --methods ties,tsvm --tasks vit8,vit14 --seeds 0,1,2 --executor slurm \\
+      harness grid --methods ties,tsv --tasks vit8 --executor ray --gpus-per-cell 0.25
+      harness grid --methods ties,tsv --tasks vit8 --executor ray --address auto
+      harness grid --methods ties,tsv --tasks vit8,vit14 --seeds 0,1,2 --executor slurm \\
           --partition gpu --time 2:00:00 --gpus-per-cell 1 --cpus-per-cell 8 --mem 32
     """
     from harness.grid.driver import run_grid

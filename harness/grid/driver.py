@@ -180,9 +180,11 @@ def _fan_out(
     except KeyboardInterrupt:
         if not executor.remote:
             raise
-        in_flight = sum(cell.row.status == "pending" and cell.running for cell in cells)
+        for position, job in executor.killed.items():
+            release_lost_lock(cells[position].spec.path(), job)
+        started = sum(cell.row.status == "pending" and cell.running for cell in cells)
         click.echo(
-            f"\ninterrupted: {in_flight} cell(s) in flight were cancelled; "
+            f"\ninterrupted: the cells in flight were cancelled ({started} had started); "
             "rerun the same command to resume",
             err=True,
         )

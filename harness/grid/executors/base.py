@@ -49,6 +49,12 @@ class Executor(ABC):
     # True when the cells run on this very machine anyway (submitit's local and debug
     # executors): the suites are then prepared in the driver, saving a process start
     prepares_in_driver = False
+    # index → job id of items force-killed when the map was closed early: their cells
+    # could not release their locks, so the driver does
+    killed: dict[int, str]
+
+    def __init__(self) -> None:
+        self.killed = {}
 
     def start(self) -> None:  # noqa: B027 (an engine without set-up needs none)
         """Connect to (or start) the engine; errors are one-line HarnessErrors."""

@@ -25,6 +25,7 @@ from harness.grid.executors.base import (
 )
 
 GIB = 1024**3
+CANCEL_S = 5.0  # how long cancelled cells get to stop on their own
 
 
 def _in_worker(fn: Callable[[Any, str], Any], item: Any, environment: dict[str, str]) -> Any:
@@ -50,6 +51,7 @@ class RayExecutor(Executor):
         self.address = address
         self.resources = resources
         self.max_retries = max_retries
+        super().__init__()
         self.max_parallel = max_parallel
         self._started = False
         self.gpus = 0.0
@@ -145,5 +147,21 @@ class RayExecutor(Executor):
                     yield index, result
                 tick()
         finally:  # finished, or interrupted: nothing of ours keeps running
-            for ref in in_flight:
-                ray.cancel(ref, force=True)
+            self._cancel(in_flight)
+
+    def _cancel(self, in_flight: dict[Any, int]) -> None:
+        """Interrupt the tasks (their cells release their locks), then kill the stragglers.
+
+        A killed task cannot release its lock: its job id is left in ``killed`` for the
+        driver to release.
+        """
+        import ray
+
+        if not in_flight:
+            return
+        for ref in in_flight:
+            ray.cancel(ref, force=False)  # KeyboardInterrupt in the cell
+        _, stragglers = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=CANCEL_S)
+        for ref in stragglers:
+            ray.cancel(ref, force=True)
+            self.killed[in_flight[ref]] = "ray:" + ref.task_id().hex()

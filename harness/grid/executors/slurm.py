@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -47,6 +48,9 @@ class SubmititCell:
         from harness.grid.cell import enter_worker
 
         enter_worker(self.environment)
+        # scancel sends SIGTERM, which submitit only logs; stop the cell as Ctrl-C does so
+        # it releases its lock (pre-emption comes as USR2 first: submitit requeues)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             job = "submitit:" + str(submitit.JobEnvironment().job_id)
         except RuntimeError:  # the debug executor runs in the driver, outside a job
@@ -109,6 +113,7 @@ class SlurmExecutor(Executor):
         self.partition = partition
         self.time_min = time_min
         self.resources = resources
+        super().__init__()
         self.max_parallel = max_parallel
         self.prepares_in_driver = cluster != "slurm"
         self._executor: Any = None
@@ -200,6 +205,10 @@ def _result(job: Any) -> Any:
     except Exception as error:  # submitit's UncompletedJobError / FailedJobError and kin
         lines = str(error).strip().splitlines()
         return Lost(f"{type(error).__name__}: {lines[0] if lines else ''}"[:300], job=_job_id(job))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _job_id(job: Any) -> str:
