@@ -175,23 +175,22 @@ def test_a_killed_submitit_job_is_lost_and_the_same_command_resumes(grid_cells, 
 
 @pytest.mark.slow
 def test_two_grids_at_once_share_one_results_directory(grid_cells, ray_cluster, tmp_path):
-    """A Ray grid and a submitit grid over one --results: every cell recorded once."""
+    """A Ray grid and a serial grid over one --results: every cell recorded once.
+
+    The serial grid runs in this process (a thread), the Ray grid's cells in Ray's worker
+    processes, both over the same cells at the same moment.
+    """
     from harness.commands.options import split_names
     from harness.grid.driver import run_grid
     from harness.grid.executors import make_executor
     from harness.run.runner import RunSpec
 
-    methods = split_names("pretrained,weight_average,task_arithmetic", "methods")
+    methods = split_names("pretrained,weight_average,task_arithmetic,ties", "methods")
     specs = [
         RunSpec(method=m, suite="tinygrid", select="defaults", results_dir=tmp_path)
         for m in methods
     ]
-    engines = [
-        make_executor("ray"),
-        make_executor(
-            "slurm", slurm_cluster="local", slurm_folder=tmp_path / ".submitit", max_parallel=2
-        ),
-    ]
+    engines = [make_executor("ray"), make_executor("serial")]
     rows: list = [None, None]
     problems: list = []
 

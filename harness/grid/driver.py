@@ -154,7 +154,7 @@ def _fan_out(
     progress = GridProgress(len(cells), enabled=bars and executor.remote)
 
     def watch() -> None:
-        """Cells whose lock exists are running; say so once for each."""
+        """Cells whose lock exists are running (here, or in another grid); say so once."""
         running = 0
         for cell in cells:
             if cell.row.status != "pending":
@@ -167,10 +167,11 @@ def _fan_out(
         progress.set_running(running)
 
     fn: Callable[[Any, str], Any] = run_grid_cell
-    if not executor.remote:  # in this process: report live, as each cell goes
-        fn = _serial_cell(cells, tag)
+    tick = watch
+    if not executor.remote:  # in this process: each cell reports live as it goes
+        fn, tick = _serial_cell(cells, tag), lambda: None
     try:
-        with closing(executor.map(fn, [cell.spec for cell in cells], tick=watch)) as results:
+        with closing(executor.map(fn, [cell.spec for cell in cells], tick=tick)) as results:
             for position, result in results:
                 cell = cells[position]
                 _settle(cell, result, tag[cell.index], show_records)
