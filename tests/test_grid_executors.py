@@ -288,3 +288,48 @@ def test_a_retried_job_takes_its_own_lock_over_and_a_lost_job_lock_is_released(t
     assert lock.exists()
     assert release_lost_lock(record, "submitit:42_3") and not lock.exists()
     assert failure_path(record).name == "cell.json.failed"
+
+
+class BrokenSuite(TinyGridSuite):
+    """A suite whose build fails: every cell of it must fail, once, before fan-out."""
+
+    prepared = 0
+
+    def prepare(self) -> None:
+        type(self).prepared += 1
+        raise HarnessError("the mirror lacks this suite's checkpoints; pass --mirror DIR")
+
+
+def test_a_suite_that_cannot_be_prepared_fails_its_cells_before_fan_out(
+    grid_cells, monkeypatch, tmp_path
+):
+    pytest.importorskip("submitit")
+    register_for_test(monkeypatch, "broken3", BrokenSuite)
+    args = grid(tmp_path, "pretrained,weight_average", "--executor", "slurm")
+    args[args.index("tinygrid")] = "tinygrid,broken3"
+    code, out, err = grid_cells(*args, "--slurm-cluster", "debug")
+    assert code == 1, out + err
+    assert BrokenSuite.prepared == 1, "one prepare for the suite, not one per cell"
+    assert "grid finished: 2 run, 0 already recorded, 2 failed" in out
+    failures = sorted(tmp_path.rglob("*.json.failed"))
+    assert [path.parent.name for path in failures] == ["pretrained", "weight_average"]
+    assert all(path.parent.parent.name == "broken3" for path in failures)
+    reason = read_failure(failures[0].with_suffix(""))
+    assert reason.reason == (
+        "preparing broken3 failed: HarnessError: the mirror lacks this suite's checkpoints; "
+        "pass --mirror DIR"
+    )
+    assert "Traceback" in reason.traceback
+
+
+def test_progress_counts_and_eta():
+    from harness.grid.live import GridProgress, duration
+
+    assert [duration(s) for s in (41, 185, 7440)] == ["41s", "3m 05s", "2h 04m"]
+    progress = GridProgress(4, enabled=False)
+    assert progress.text() == "0/4 finished, 0 running, 0 failed"
+    progress.started -= 10  # one cell done after 10 s: three more take about 30 s
+    progress.finish_one(failed=True)
+    progress.set_running(2)
+    assert progress.text().startswith("1/4 finished, 2 running, 1 failed, ETA ")
+    assert 25 <= progress.eta_s() <= 35
