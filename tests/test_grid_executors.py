@@ -333,3 +333,29 @@ def test_progress_counts_and_eta():
     progress.set_running(2)
     assert progress.text().startswith("1/4 finished, 2 running, 1 failed, ETA ")
     assert 25 <= progress.eta_s() <= 35
+
+
+def test_slurm_options_become_the_array_sbatch_lines(monkeypatch, tmp_path):
+    """What sbatch would get, read from submitit's own submission file (no Slurm here)."""
+    import shutil
+
+    from harness.grid.executors import Resources, make_executor
+
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: f"/usr/bin/{name}")
+    engine = make_executor(
+        "slurm",
+        resources=Resources(gpus=1, cpus=8, mem_gb=32),
+        partition="gpu",
+        time="2:00:00",
+        slurm_folder=tmp_path,
+        max_parallel=16,
+    )
+    engine.start()
+    slurm = engine._executor._executor  # submitit's SlurmExecutor inside its AutoExecutor
+    script = slurm._make_submission_file_text("python -m submitit.core._submit", "uid")
+    for line in ("--partition=gpu", "--time=120", "--gpus-per-node=1", "--cpus-per-task=8"):
+        assert f"#SBATCH {line}\n" in script
+    assert "#SBATCH --mem=32GB\n" in script
+    assert "#SBATCH --signal=USR2@90\n" in script  # pre-emption warning: submitit requeues
+    assert slurm.parameters["array_parallelism"] == 16
