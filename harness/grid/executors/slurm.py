@@ -50,12 +50,19 @@ class SubmititCell:
         enter_worker(self.environment)
         # scancel sends SIGTERM, which submitit only logs; stop the cell as Ctrl-C does so
         # it releases its lock (pre-emption comes as USR2 first: submitit requeues)
-        signal.signal(signal.SIGTERM, _interrupt)
         try:
-            job = "submitit:" + str(submitit.JobEnvironment().job_id)
-        except RuntimeError:  # the debug executor runs in the driver, outside a job
-            job = ""
-        return self.fn(item, job)
+            previous = signal.signal(signal.SIGTERM, _interrupt)
+        except ValueError:  # the debug executor, called from a thread other than main
+            previous = None
+        try:
+            try:
+                job = "submitit:" + str(submitit.JobEnvironment().job_id)
+            except RuntimeError:  # the debug executor runs in the driver, outside a job
+                job = ""
+            return self.fn(item, job)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def checkpoint(self, item: Any) -> Any:
         from submitit.helpers import DelayedSubmission
