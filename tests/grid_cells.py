@@ -54,11 +54,18 @@ def crash_once(context: MethodContext) -> Solution:
     return _pretrained(context)
 
 
+def gpu_report(context: MethodContext) -> Solution:
+    """The base model, with the GPUs the engine gave this cell in the record's method_info."""
+    solution = _pretrained(context)
+    solution.info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return solution
+
+
 SUITE_ENTRY = Entry(
     name="tinygrid", kind="suite", obj=TinyGridSuite, family="suite", module=__name__
 )
 METHOD_ENTRIES = [
     Entry(name=fn.__name__, kind="method", obj=fn, family="baseline", reference=REFERENCE,
           module=__name__)
-    for fn in (fails_while_flagged, crash_once)
+    for fn in (fails_while_flagged, crash_once, gpu_report)
 ]  # fmt: skip

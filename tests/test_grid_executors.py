@@ -7,6 +7,7 @@ the test suite and the misbehaving methods of tests/grid_cells.py through HARNES
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -77,6 +78,9 @@ def grid(results: Path, methods: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+needs_submitit = pytest.mark.skipif(
+    importlib.util.find_spec("submitit") is None, reason="the slurm extra is not installed"
+)
 LOCAL = ("--executor", "slurm", "--slurm-cluster", "local", "--max-parallel", "2")
 
 
@@ -100,6 +104,7 @@ def leftovers(results: Path) -> list[Path]:
 
 
 @pytest.mark.slow  # Ray's start-up and one process per submitit cell: about a minute idle
+@needs_submitit
 def test_serial_ray_and_submitit_write_the_same_records(grid_cells, ray_cluster, tmp_path):
     methods = "pretrained,weight_average"
     code, out, err = grid_cells(*grid(tmp_path / "serial", methods))
@@ -158,6 +163,7 @@ def test_on_ray_a_failing_cell_and_a_killed_worker_do_not_stop_the_grid(
 
 
 @pytest.mark.slow
+@needs_submitit
 def test_a_killed_submitit_job_is_lost_and_the_same_command_resumes(grid_cells, tmp_path):
     code, out, err = grid_cells(*grid(tmp_path, "crash_once", *LOCAL))
     assert code == 1, out + err
@@ -171,6 +177,22 @@ def test_a_killed_submitit_job_is_lost_and_the_same_command_resumes(grid_cells, 
     assert "grid finished: 1 run, 0 already recorded" in out
     assert [read_record(p)["method"]["name"] for p in record_files(tmp_path)] == ["crash_once"]
     assert not leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_ray_gives_each_cell_its_share_of_a_gpu(grid_cells, ray_cluster, tmp_path):
+    """Half a (logical) GPU per cell: Ray names the cell's GPU in CUDA_VISIBLE_DEVICES."""
+    code, out, err = grid_cells(
+        *grid(tmp_path, "gpu_report", "--executor", "ray", "--gpus-per-cell", "0.5")
+    )
+    assert code == 0, out + err
+    assert "0.5 GPU per cell" in out
+    (path,) = record_files(tmp_path)
+    assert read_record(path)["method_info"]["cuda_visible_devices"] in ("0", "1")
+    code, out, err = grid_cells(
+        *grid(tmp_path / "more", "gpu_report", "--executor", "ray", "--gpus-per-cell", "3")
+    )
+    assert code == 2 and "--gpus-per-cell 3 but the Ray cluster has 2 GPUs" in err
 
 
 @pytest.mark.slow
@@ -215,8 +237,8 @@ def test_two_grids_at_once_share_one_results_directory(grid_cells, ray_cluster, 
     assert not leftovers(tmp_path)
 
 
+@needs_submitit
 def test_bench_grid_reports_each_executor_against_serial(grid_cells, tmp_path):
-    pytest.importorskip("submitit")
     code, out, err = grid_cells(
         "bench", "grid", "--methods", "pretrained", "--tasks", "tinygrid",
         "--executors", "serial,slurm-debug", "--workdir", str(tmp_path), "--json",
@@ -257,8 +279,8 @@ def test_engine_options_are_checked_before_anything_runs(grid_cells, tmp_path, e
     assert not list(record_files(tmp_path))
 
 
+@needs_submitit
 def test_slurm_without_sbatch_says_where_to_run(grid_cells, monkeypatch, tmp_path):
-    pytest.importorskip("submitit")
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     code, out, err = grid_cells(*grid(tmp_path, "pretrained", "--executor", "slurm"))
     assert code == 2 and "needs sbatch, which is not on PATH" in err
@@ -300,10 +322,10 @@ class BrokenSuite(TinyGridSuite):
         raise HarnessError("the mirror lacks this suite's checkpoints; pass --mirror DIR")
 
 
+@needs_submitit
 def test_a_suite_that_cannot_be_prepared_fails_its_cells_before_fan_out(
     grid_cells, monkeypatch, tmp_path
 ):
-    pytest.importorskip("submitit")
     register_for_test(monkeypatch, "broken3", BrokenSuite)
     args = grid(tmp_path, "pretrained,weight_average", "--executor", "slurm")
     args[args.index("tinygrid")] = "tinygrid,broken3"
@@ -335,13 +357,13 @@ def test_progress_counts_and_eta():
     assert 25 <= progress.eta_s() <= 35
 
 
+@needs_submitit
 def test_slurm_options_become_the_array_sbatch_lines(monkeypatch, tmp_path):
     """What sbatch would get, read from submitit's own submission file (no Slurm here)."""
     import shutil
 
     from harness.grid.executors import Resources, make_executor
 
-    pytest.importorskip("submitit")
     monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: f"/usr/bin/{name}")
     engine = make_executor(
         "slurm",

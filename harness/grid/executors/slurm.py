@@ -115,6 +115,11 @@ class SlurmExecutor(Executor):
     ) -> None:
         if cluster not in CLUSTERS:
             raise HarnessError(f"--slurm-cluster must be one of {', '.join(CLUSTERS)}")
+        if not float(resources.gpus or 0).is_integer():
+            raise HarnessError(
+                f"--gpus-per-cell {resources.gpus:g}: Slurm allocates whole GPUs; to pack "
+                "several cells on one GPU use --executor ray"
+            )
         self.folder = Path(folder)
         self.cluster = cluster
         self.partition = partition
@@ -133,11 +138,6 @@ class SlurmExecutor(Executor):
                 "login node (or --slurm-cluster local to try it on this machine)"
             )
         gpus = self.resources.gpus or 0
-        if not float(gpus).is_integer():
-            raise HarnessError(
-                f"--gpus-per-cell {gpus:g}: Slurm allocates whole GPUs; to pack several "
-                "cells on one GPU use --executor ray"
-            )
         self.folder.mkdir(parents=True, exist_ok=True)
         executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
         parameters: dict[str, Any] = {
