@@ -90,3 +90,32 @@ def progress_bar(
 def note(message: str) -> None:
     """One line on stderr for the log: shown with or without bars (e.g. a finished stage)."""
     click.echo(message, err=True)
+
+
+class Counter:
+    """A bar for work that finishes out of order (a grid's cells across workers).
+
+    Drawn only when bars are on; otherwise every call is a no-op, and the caller prints
+    its own log lines.
+    """
+
+    def __init__(self, total: int, desc: str = "", *, enabled: bool = True) -> None:
+        self._bar = (
+            tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+            if enabled and bars_enabled()
+            else None
+        )
+
+    def advance(self, count: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def status(self, text: str) -> None:
+        """Text shown after the bar (counts, ETA)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

