@@ -239,8 +239,8 @@ def cached_directory(
 
     With ``resumable=True`` the work directory is ``.<key>.partial`` and survives an
     interruption; ``build`` must write each file atomically (:func:`atomic_path`), so
-    every file found there on the next call is a finished stage it may reuse. A lock
-    keeps two processes from building the same key at once: the second waits (after
+    every file found there on the next call is a finished stage it may reuse. Either way a
+    lock keeps two processes from building the same key at once: the second waits (after
     calling ``on_wait``) and then returns the first one's result.
     """
     namespace_dir = cache_dir() / namespace
@@ -249,17 +249,19 @@ def cached_directory(
         return final
     namespace_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(namespace_dir)
-    if not resumable:
-        with atomic_path(final) as temporary:
-            temporary.mkdir()
-            build(temporary)
-        return final
     lock = namespace_dir / f".{key}{_LOCK_SUFFIX}"
     with _exclusive(lock, on_wait):
+        # another process may have finished it while this one waited: never rebuild a
+        # directory in place, since someone may be reading it
         if not final.is_dir():
-            partial = namespace_dir / f".{key}{_PARTIAL_SUFFIX}"
-            partial.mkdir(exist_ok=True)
-            build(partial)
-            os.replace(partial, final)
+            if resumable:
+                partial = namespace_dir / f".{key}{_PARTIAL_SUFFIX}"
+                partial.mkdir(exist_ok=True)
+                build(partial)
+                os.replace(partial, final)
+            else:
+                with atomic_path(final) as temporary:
+                    temporary.mkdir()
+                    build(temporary)
         lock.unlink(missing_ok=True)
     return final

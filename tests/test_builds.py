@@ -255,7 +255,12 @@ def test_the_cli_configures_threads_before_torch_loads(tmp_path):
     assert out.stdout.split()[-2:] == ["False", "10000"], out.stderr
 
 
-def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(tmp_path, monkeypatch):
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(
+    tmp_path, monkeypatch, resumable
+):
+    """Resumable or not: the second process never rebuilds (and so never replaces a
+    directory the first may be reading)."""
     import threading
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
@@ -271,7 +276,7 @@ def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(tmp_path, mon
     results: list[Path] = []
 
     def first() -> None:
-        results.append(cache.cached_directory("k", build, namespace="n", resumable=True))
+        results.append(cache.cached_directory("k", build, namespace="n", resumable=resumable))
 
     thread = threading.Thread(target=first)
     thread.start()
@@ -279,7 +284,7 @@ def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(tmp_path, mon
     second = threading.Thread(
         target=lambda: results.append(
             cache.cached_directory(
-                "k", build, namespace="n", resumable=True, on_wait=lambda: waited.append(1)
+                "k", build, namespace="n", resumable=resumable, on_wait=lambda: waited.append(1)
             )
         )
     )
