@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from harness.merging.timing import timed
 from harness.method import MethodContext, Solution
 from harness.weights.pool import TensorGroup
 
@@ -55,7 +56,9 @@ def merge_stream(
         for group in pool.stream(
             seed=context.seed, rowwise=rowwise, desc="merge", progress=context.progress
         ):
-            pool.place(merged, group, merge_one(group))
+            with timed("merge"):
+                result = merge_one(group)
+            pool.place(merged, group, result)
     return pool.output_state(merged)
 
 

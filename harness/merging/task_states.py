@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from harness.merging.timing import timed
 from harness.method import MethodContext, StateDict
 from harness.weights.pool import TensorGroup
 
@@ -32,7 +33,9 @@ def streamed_task_states(
         merged: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for group in pool.stream(seed=context.seed, rowwise=rowwise, progress=False):
-                pool.place(merged, group, build(group, index))
+                with timed("merge"):
+                    result = build(group, index)
+                pool.place(merged, group, result)
         return pool.output_state(merged)
 
     return task_state

@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from harness.errors import CheckpointError
+from harness.merging.timing import timed
 from harness.progress import progress_bar
 
 # Matrices above this many entries are streamed in row slices by row-wise merges: 64 MiB
@@ -276,9 +277,10 @@ class ExpertPool:
         return self._load(self.experts[task], name, rows)
 
     def _load(self, checkpoint: Checkpoint, name: str, rows: Rows | None = None) -> torch.Tensor:
-        tensor = checkpoint.tensor(name, self.device, rows)
-        if tensor.is_floating_point():
-            tensor = tensor.to(self.compute_dtype)
+        with timed("read"):
+            tensor = checkpoint.tensor(name, self.device, rows)
+            if tensor.is_floating_point():
+                tensor = tensor.to(self.compute_dtype)
         return tensor
 
     def pieces(self, name: str, rowwise: bool = False) -> list[Rows | None]:
@@ -320,6 +322,12 @@ class ExpertPool:
     ) -> None:
         """Store ``result`` for ``group`` in ``merged`` in the stored dtype, writing a row
         slice into its place in the whole tensor."""
+        with timed("output"):
+            self._place(merged, group, result)
+
+    def _place(
+        self, merged: dict[str, torch.Tensor], group: TensorGroup, result: torch.Tensor
+    ) -> None:
         if result.shape != group.base.shape:
             where = "" if group.rows is None else f" rows {group.rows[0]}:{group.rows[1]}"
             raise RuntimeError(
@@ -352,11 +360,12 @@ class ExpertPool:
     def output_state(self, merged: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Complete a merged state: keep the base's non-float tensors, cast to stored dtypes."""
         state = {}
-        for name in self.names:
-            if name in merged:
-                state[name] = merged[name].to(self.dtype(name))
-            else:
-                state[name] = self.base_tensor(name).to(self.dtype(name))
+        with timed("output"):
+            for name in self.names:
+                if name in merged:
+                    state[name] = merged[name].to(self.dtype(name))
+                else:
+                    state[name] = self.base_tensor(name).to(self.dtype(name))
         return state
 
 
