@@ -26,7 +26,7 @@ Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 _SHIFT, _BINS = 16, 1 << 15  # a non-negative float32's top 15 bits; bin 0 holds zeros
 
 
-def _bins(values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def magnitude_bins(values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """The log-scale bin of each |value| (float32, flat) into ``out`` (int32): the top bits
     with the sign cleared, so no absolute value is taken."""
     torch.bitwise_right_shift(values.view(torch.int32), _SHIFT, out=out)
@@ -95,7 +95,7 @@ def magnitude_thresholds(
             device_counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64, device=pool.device)
             for index, chunk in _vector_chunks(group, vectors, scratch):
                 bins = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
-                device_counts[index] += torch.bincount(_bins(chunk, bins), minlength=_BINS)
+                device_counts[index] += torch.bincount(magnitude_bins(chunk, bins), minlength=_BINS)
             counts += device_counts.cpu()
 
     # bin 0 holds the zeros (and float32's tiniest subnormals); zeros are never gathered:
@@ -115,7 +115,7 @@ def magnitude_thresholds(
             for index, chunk in _vector_chunks(group, vectors, scratch):
                 found = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
                 hits = scratch.get("hits", chunk.shape, torch.bool, chunk.device)
-                torch.eq(_bins(chunk, found), bins[index][0], out=hits)
+                torch.eq(magnitude_bins(chunk, found), bins[index][0], out=hits)
                 selected = chunk[hits].abs()
                 inside[index].append(selected[selected > 0].cpu())
     for index, task in enumerate(tasks):

@@ -32,6 +32,12 @@ from harness.progress import progress_bar
 # Matrices above this many entries are streamed in row slices by row-wise merges: 64 MiB
 # per expert in float32. Every ViT-B/L tensor fits in one piece; Llama's embedding is 16.
 CHUNK_ELEMENTS = 1 << 24
+# Matrices above this many entries are too large to hold whole for every expert (8
+# float32 copies of Llama-3.1-8B's 525M-entry embedding are 16.8 GB): methods that need a
+# whole-tensor statistic (norms, order statistics, a spectrum) gather it over row slices
+# for these instead of loading them whole. Every ViT tensor and every Llama block matrix
+# is below it; only the vocabulary-sized embedding and head of large LLMs are above.
+WHOLE_ELEMENTS = 1 << 27
 
 Rows = tuple[int, int]
 KeyMap = Callable[[str], str | None]
@@ -207,6 +213,7 @@ class ExpertPool:
         device: str | torch.device = "cpu",
         compute_dtype: torch.dtype = torch.float32,
         chunk_elements: int = CHUNK_ELEMENTS,
+        whole_elements: int = WHOLE_ELEMENTS,
     ) -> None:
         if not experts:
             raise CheckpointError("the expert pool is empty: give at least one expert")
@@ -215,6 +222,7 @@ class ExpertPool:
         self.device = torch.device(device)
         self.compute_dtype = compute_dtype
         self.chunk_elements = chunk_elements
+        self.whole_elements = whole_elements
         self._meta = base.meta()
         for task, expert in self.experts.items():
             self._check_matches(task, expert)
@@ -282,6 +290,11 @@ class ExpertPool:
             if tensor.is_floating_point():
                 tensor = tensor.to(self.compute_dtype)
         return tensor
+
+    def is_huge(self, name: str) -> bool:
+        """A matrix above ``whole_elements`` entries: never loaded whole for every expert."""
+        shape = self.shape(name)
+        return len(shape) == 2 and shape[0] * shape[1] > self.whole_elements
 
     def pieces(self, name: str, rowwise: bool = False) -> list[Rows | None]:
         """How ``name`` is streamed: whole (``[None]``), or, for a row-wise merge of a
