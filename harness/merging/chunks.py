@@ -18,8 +18,10 @@ import torch
 CHUNK = 1 << 18  # 1 MiB per float32 buffer: a few buffers stay in the CPU's caches
 
 
-def spans(tensor: torch.Tensor, size: int = CHUNK) -> Iterator[tuple[int, int]]:
-    """``[start, stop)`` ranges covering ``tensor.numel()`` (one range on a GPU)."""
+def spans(tensor: torch.Tensor, size: int | None = None) -> Iterator[tuple[int, int]]:
+    """``[start, stop)`` ranges of ``size`` (default ``CHUNK``) entries covering
+    ``tensor.numel()`` (one range on a GPU)."""
+    size = size or CHUNK
     count = tensor.numel()
     if tensor.device.type != "cpu":
         size = max(count, 1)
