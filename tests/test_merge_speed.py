@@ -124,6 +124,7 @@ def _merge(pool: ExpertPool, name: str, **hyperparameters) -> dict[str, torch.Te
         ("model_stock", 3, {}),
         ("slerp", 2, {}),
         ("iso_c", 3, {}),
+        ("tsv", 3, {}),
     ],
 )
 def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
@@ -137,7 +138,10 @@ def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
     assert pool.is_huge("w") and len(pool.pieces("w", rowwise=True)) == 9
     sliced = _merge(pool, name, **hyperparameters)
     for key, tensor in whole.items():
-        assert torch.equal(sliced[key], tensor), f"{name}: {key} differs when sliced"
+        if name in ("iso_c", "tsv"):  # a Gram route to the same spectrum: float rounding
+            torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=1e-3)
+        else:
+            assert torch.equal(sliced[key], tensor), f"{name}: {key} differs when sliced"
 
 
 def test_chunked_ties_is_the_reference_formula_bitwise(monkeypatch):
