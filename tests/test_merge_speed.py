@@ -144,6 +144,18 @@ def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
             assert torch.equal(sliced[key], tensor), f"{name}: {key} differs when sliced"
 
 
+def test_huge_matrix_per_task_low_rank_in_row_slices(tmp_path):
+    """PERU-LoRA's per-task states: the rank-q reduction of a huge matrix from τᵀτ."""
+    entry = METHODS.get("peru_lora")
+    states = []
+    for limits in ({}, {"whole_elements": 100, "chunk_elements": 200}):
+        context = data_free_context(_bf16_pool(tmp_path, 2, **limits), torch.device("cpu"))
+        states.append(entry.obj(context, rank=4).task_states("t2"))
+    whole, sliced = states
+    for key, tensor in whole.items():
+        torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=1e-3)
+
+
 def test_chunked_ties_is_the_reference_formula_bitwise(monkeypatch):
     monkeypatch.setattr(chunks, "CHUNK", 7)  # many chunks, a ragged last one
     generator = torch.Generator().manual_seed(1)

@@ -67,3 +67,14 @@ class GramSpectrum:
     def isotropic_map(self) -> torch.Tensor:
         v = self.vectors[:, self.kept]
         return ((v / self.singular_values[self.kept]) @ v.T).float()
+
+
+_LAST: list[tuple[torch.Tensor, GramSpectrum]] = []
+
+
+def spectrum_of(gram_matrix: torch.Tensor) -> GramSpectrum:
+    """``GramSpectrum(gram_matrix)``, decomposed once while the row slices of one huge
+    matrix ask for it again with the same statistic tensor."""
+    if not _LAST or _LAST[0][0] is not gram_matrix:
+        _LAST[:] = [(gram_matrix, GramSpectrum(gram_matrix))]
+    return _LAST[0][1]

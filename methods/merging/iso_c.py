@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from harness.merging.stream import stack, tensorwise
-from harness.merging.subspace import GramSpectrum, gram, is_matrix, svd
+from harness.merging.subspace import gram, is_matrix, spectrum_of, svd
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
 
@@ -49,18 +49,6 @@ def sum_gram(group: TensorGroup) -> torch.Tensor:
     return gram(stack(group.task_vectors).sum(dim=0))
 
 
-_SPECTRA: dict[int, tuple[torch.Tensor, GramSpectrum]] = {}
-
-
-def _spectrum(statistic: torch.Tensor) -> GramSpectrum:
-    """One eigendecomposition per huge matrix, shared by its row slices."""
-    key = id(statistic)
-    if key not in _SPECTRA or _SPECTRA[key][0] is not statistic:
-        _SPECTRA.clear()
-        _SPECTRA[key] = (statistic, GramSpectrum(statistic))
-    return _SPECTRA[key][1]
-
-
 @register_method(
     "iso_c",
     family="merging",
@@ -80,7 +68,7 @@ def iso_c(
         return group.base + scaling * vectors.mean(dim=0)
     if statistic is None:
         return group.base + scaling * isotropic(vectors.sum(dim=0)).to(group.base.dtype)
-    spectrum = _spectrum(statistic)
+    spectrum = spectrum_of(statistic)
     mean = float(spectrum.singular_values.mean())
     update = mean * (vectors.sum(dim=0).float() @ spectrum.isotropic_map().to(vectors.device))
     return group.base + scaling * update.to(group.base.dtype)
