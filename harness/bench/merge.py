@@ -480,6 +480,8 @@ def _describe_result(result: dict[str, Any]) -> str:
     text = f"{result['seconds']:.2f} s, peak RSS {result['peak_rss_mib']:.0f} MiB"
     if "merge_rss_mib" in result:
         text += f" (merge +{result['merge_rss_mib']:.0f} MiB)"
+    if result.get("passes"):
+        text += "; " + ", ".join(f"{k} {v:.1f} s" for k, v in result["passes"].items())
     return text
 
 
