@@ -9,11 +9,14 @@ import harness.bench.merge as bench
 
 
 def test_bench_merge_measures_data_free_methods_and_skips_data_based_ones(monkeypatch):
-    monkeypatch.setitem(bench.ARCHS, "tiny-vit", (bench._vit(16, 1, 2, 16), torch.float32))
+    monkeypatch.setitem(
+        bench.ARCHS, "tiny-vit", bench.Architecture(bench._vit(16, 1, 2, 16), torch.float32, 1, 1)
+    )
     shapes = bench.architecture_shapes("tiny-vit")
     assert "encoder.layers.0.mlp.fc1.weight" in {n.removeprefix("vision_model.") for n in shapes}
     methods = ["weight_average", "tall_masks", "regmean"]
-    rows, model_mib = bench.bench_merge(methods, "tiny-vit", 2)
+    run = bench.bench_merge(methods, "tiny-vit", 2)
+    rows = run.rows
     measured, per_task, skipped = rows
     expected = sum(torch.Size(s).numel() for s, d in shapes.values() if d.is_floating_point)
     assert measured.method == "weight_average" and measured.output_params == expected
@@ -22,7 +25,7 @@ def test_bench_merge_measures_data_free_methods_and_skips_data_based_ones(monkey
     assert per_task.output_params == expected and per_task.seconds > 0
     assert "per-task" in per_task.note
     assert skipped.seconds is None and "needs data" in skipped.note
-    lines = bench.format_table(rows, model_mib, 1)
+    lines = bench.format_table(run, 1)
     assert lines[0].split()[:4] == ["method", "arch", "experts", "seconds"]
 
 

@@ -40,14 +40,26 @@ MIB = 1024 * 1024
 PER_TASK_NOTE = "per-task models: timed to build the first"
 
 
-def _vit(hidden: int, layers: int, heads: int, patch: int) -> Callable[[], torch.nn.Module]:
-    def build() -> torch.nn.Module:
+@dataclass(frozen=True)
+class Architecture:
+    """A real architecture's shapes: ``build(blocks)`` on the meta device gives every
+    tensor; ``blocks`` is the real depth, ``default_blocks`` how many the bench builds
+    unless told (fewer where the full model would not fit a workstation's disk)."""
+
+    build: Callable[[int], torch.nn.Module]
+    dtype: torch.dtype
+    blocks: int
+    default_blocks: int
+
+
+def _vit(hidden: int, layers: int, heads: int, patch: int) -> Callable[[int], torch.nn.Module]:
+    def build(blocks: int = layers) -> torch.nn.Module:
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
         config = CLIPVisionConfig(
             hidden_size=hidden,
             intermediate_size=4 * hidden,
-            num_hidden_layers=layers,
+            num_hidden_layers=blocks,
             num_attention_heads=heads,
             patch_size=patch,
             image_size=224,
@@ -57,40 +69,68 @@ def _vit(hidden: int, layers: int, heads: int, patch: int) -> Callable[[], torch
     return build
 
 
-def _llama_1b() -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _llama(
+    hidden: int, intermediate: int, heads: int, kv_heads: int, tied: bool
+) -> Callable[[int], torch.nn.Module]:
+    def build(blocks: int) -> torch.nn.Module:
+        from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(  # Llama-3.2-1B's shapes
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        vocab_size=128256,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config)
+        config = LlamaConfig(
+            hidden_size=hidden,
+            intermediate_size=intermediate,
+            num_hidden_layers=blocks,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            vocab_size=128256,
+            tie_word_embeddings=tied,
+        )
+        return LlamaForCausalLM(config)
+
+    return build
 
 
-ARCHS: dict[str, tuple[Callable[[], torch.nn.Module], torch.dtype]] = {
-    "vit-b-32": (_vit(768, 12, 12, 32), torch.float32),
-    "vit-l-14": (_vit(1024, 24, 16, 14), torch.float32),
-    "llama-1b": (_llama_1b, torch.bfloat16),
+ARCHS: dict[str, Architecture] = {
+    "vit-b-32": Architecture(_vit(768, 12, 12, 32), torch.float32, 12, 12),
+    "vit-l-14": Architecture(_vit(1024, 24, 16, 14), torch.float32, 24, 24),
+    # Llama-3.2-1B: hidden 2048, MLP 8192, 32 heads / 8 KV heads, 16 blocks, tied head
+    "llama-1b": Architecture(_llama(2048, 8192, 32, 8, True), torch.bfloat16, 16, 16),
+    # Llama-3.1-8B: hidden 4096, MLP 14336, 32 heads / 8 KV heads, 32 blocks, untied head;
+    # one bf16 model is 16 GB, so the bench builds 1 block (every tensor shape, 2.5 GB)
+    "llama-8b": Architecture(_llama(4096, 14336, 32, 8, False), torch.bfloat16, 32, 1),
 }
 
 
-def architecture_shapes(arch: str) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-    """Stored tensor name → (shape, dtype) of ``arch``, from a meta-device instance."""
+def _architecture(arch: str) -> Architecture:
     if arch not in ARCHS:
         raise HarnessError(f"unknown --arch {arch!r}; use one of {', '.join(ARCHS)}")
-    build, dtype = ARCHS[arch]
+    return ARCHS[arch]
+
+
+def built_blocks(arch: str, blocks: int | None = None) -> int:
+    """How many of ``arch``'s blocks the bench builds (``blocks``, or its default)."""
+    architecture = _architecture(arch)
+    if blocks is None:
+        return architecture.default_blocks
+    if not 1 <= blocks <= architecture.blocks:
+        raise HarnessError(
+            f"--blocks must be between 1 and {architecture.blocks} for {arch}, got {blocks}"
+        )
+    return blocks
+
+
+def architecture_shapes(
+    arch: str, blocks: int | None = None
+) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Stored tensor name → (shape, dtype) of ``arch`` with ``blocks`` blocks (default:
+    the bench's default for it), from a meta-device instance."""
+    architecture = _architecture(arch)
     with torch.device("meta"):
-        model = build()
+        model = architecture.build(built_blocks(arch, blocks))
     persistent = set(model.state_dict())
     shapes = {}
     for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
         if name in persistent and name not in shapes:  # tied weights are stored once
-            stored = dtype if tensor.is_floating_point() else tensor.dtype
+            stored = architecture.dtype if tensor.is_floating_point() else tensor.dtype
             shapes[name] = (tuple(tensor.shape), stored)
     return shapes
 
@@ -102,14 +142,20 @@ def _tensor(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tens
     return (0.02 * torch.randn(shape, generator=generator)).to(dtype)
 
 
-def write_checkpoints(arch: str, experts: int, directory: Path, noise: float = 1e-3) -> int:
+def write_checkpoints(
+    arch: str,
+    experts: int,
+    directory: Path,
+    noise: float = 1e-3,
+    blocks: int | None = None,
+) -> int:
     """Write base.safetensors and expert{i}.safetensors; returns the parameter count.
 
     Only one model is in memory at a time: each tensor is regenerated from its seed.
     """
     from safetensors.torch import save_file
 
-    shapes = architecture_shapes(arch)
+    shapes = architecture_shapes(arch, blocks)
     for index in range(experts + 1):
         state = {}
         for position, (name, (shape, dtype)) in enumerate(shapes.items()):
@@ -140,6 +186,7 @@ class BenchRow:
     cuda_mib: float | None
     output_params: int | None
     note: str = ""
+    passes: dict[str, float] | None = None  # seconds per pass (harness.merging.timing)
 
 
 class NeedsData(Exception):
@@ -184,6 +231,7 @@ def _reset_peak() -> bool:
 
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one merge in this (fresh) process and measure it."""
+    from harness.merging import timing
     from harness.method import Solution
     from harness.registry import METHODS
     from harness.weights.pool import Checkpoint, ExpertPool
@@ -205,6 +253,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     before = _rss_mib()
     reset = _reset_peak()  # else ru_maxrss would include the imports' peak
     torch.manual_seed(0)
+    timing.reset()
     started = time.perf_counter()
     try:
         solution: Solution = entry.obj(context, **entry.defaults)
@@ -218,6 +267,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
+    passes = timing.totals()
     if reset:
         peak = _status_mib("VmHWM")
     else:
@@ -227,7 +277,12 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         params = sum(t.numel() for t in state.values() if t.is_floating_point())
     else:
         params = None
+    difference = None
+    if spec.get("compare_with") and state is not None:
+        difference = _max_difference(state, Path(spec["compare_with"]))
     return {
+        "passes": passes,
+        "max_abs_diff": difference,
         "seconds": seconds,
         "peak_rss_mib": peak,
         "merge_rss_mib": max(0.0, peak - before),
@@ -241,17 +296,109 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "harness.bench.merge", json.dumps(spec)]
+def _max_difference(state: dict[str, torch.Tensor], path: Path) -> float:
+    """The largest |difference| between ``state`` and the same-named tensors of ``path``."""
+    from safetensors import safe_open
+
+    largest = 0.0
+    with safe_open(str(path), framework="pt") as handle:
+        stored = handle.keys()
+        for name in stored:
+            if name in state:
+                other = handle.get_tensor(name).float()
+                largest = max(largest, float((state[name].float() - other).abs().max()))
+    return largest
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment of every measured subprocess (the harness's and FusionBench's).
+
+    A fixed mmap threshold makes glibc return freed large blocks to the OS at once, so
+    peak RSS measures live memory rather than allocator retention after streaming.
+    Passive OpenMP waits keep torch's worker threads from spinning on a shared machine:
+    with the default (active) policy, element-wise ops on the 2-core bench machine ran
+    10–40× slower whenever another process held a core.
+    """
     env = dict(os.environ)
-    # A fixed mmap threshold makes glibc return freed large blocks to the OS at once, so
-    # peak RSS measures live memory rather than allocator retention after streaming.
     env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def _run(command: list[str]) -> dict[str, Any]:
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=worker_environment(), check=False
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         return {"skipped": f"failed: {tail[0]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    return _run([sys.executable, "-m", "harness.bench.merge", json.dumps(spec)])
+
+
+FUSIONBENCH_TIES = "fusionbench:ties"
+
+
+def _run_fusionbench(python: str, directory: Path, experts: int) -> dict[str, Any]:
+    """FusionBench's TIES (``fusionbench_ties.py`` under ``python``) at the harness's
+    defaults (k = 0.2, λ = 1, disjoint mean); writes its merged model for the diff."""
+    from methods.merging.ties import DENSITY, SCALING
+
+    script = Path(__file__).with_name("fusionbench_ties.py")
+    output = directory / "fusionbench-ties.safetensors"
+    result = _run(
+        [
+            python,
+            str(script),
+            "--checkpoints",
+            str(directory),
+            "--experts",
+            str(experts),
+            "--density",
+            str(DENSITY.default),
+            "--scaling",
+            str(SCALING.default),
+            "--output",
+            str(output),
+        ]
+    )
+    result["output"] = str(output)
+    return result
+
+
+@dataclass
+class BenchRun:
+    """What one ``harness bench merge`` measured."""
+
+    rows: list[BenchRow]
+    model_mib: float
+    arch: str
+    blocks: int
+    total_blocks: int
+    comparison: dict[str, Any] | None = None  # FusionBench's TIES against the harness's
+
+
+def _row(
+    name: str, arch: str, experts: int, results: list[dict[str, Any]], device: str
+) -> BenchRow:
+    if "skipped" in results[-1]:
+        return BenchRow(name, arch, experts, None, None, None, None, None, results[-1]["skipped"])
+    middle = sorted(results, key=lambda r: r["seconds"])[(len(results) - 1) // 2]
+    return BenchRow(
+        name,
+        arch,
+        experts,
+        statistics.median(r["seconds"] for r in results),
+        max(r["peak_rss_mib"] for r in results),
+        max(r["merge_rss_mib"] for r in results),
+        max(r["cuda_mib"] for r in results) if device != "cpu" else None,
+        results[0]["output_params"],
+        note=PER_TASK_NOTE if results[0]["per_task"] else "",
+        passes=middle.get("passes"),
+    )
 
 
 def bench_merge(
@@ -262,9 +409,13 @@ def bench_merge(
     device: str = "cpu",
     repeat: int = 1,
     workdir: Path | None = None,
+    blocks: int | None = None,
+    compare_fusionbench: str | None = None,
     log: Callable[[str], None] | None = None,
-) -> tuple[list[BenchRow], float]:
-    """Benchmark ``methods``; returns the rows and one model's size in MiB."""
+) -> BenchRun:
+    """Benchmark ``methods`` on synthetic ``arch`` checkpoints (``blocks`` of its blocks);
+    with ``compare_fusionbench`` (a Python with the fusion-bench package), also time
+    FusionBench's TIES on the same files and compare it with the harness's ``ties``."""
     from harness.registry import METHODS
 
     for name in methods:
@@ -273,13 +424,34 @@ def bench_merge(
         raise HarnessError("--experts must be at least 1")
     if repeat < 1:
         raise HarnessError("--repeat must be at least 1")
-    rows = []
+    depth = built_blocks(arch, blocks)
+    total_blocks = _architecture(arch).blocks
+    if compare_fusionbench is not None and not Path(compare_fusionbench).is_file():
+        raise HarnessError(
+            f"--compare-fusionbench {compare_fusionbench}: no such Python; give the python of "
+            "an environment with fusion-bench installed"
+        )
+    if compare_fusionbench is not None and "ties" not in methods:
+        methods = [*methods, "ties"]
+    rows: list[BenchRow] = []
+    comparison = None
     with tempfile.TemporaryDirectory(prefix="harness-bench-", dir=workdir) as scratch:
         directory = Path(scratch)
         if log:
-            log(f"writing synthetic {arch} base + {experts} experts to {directory}")
-        count = write_checkpoints(arch, experts, directory)
-        model_mib = sum(f.stat().st_size for f in [directory / "base.safetensors"]) / MIB
+            log(
+                f"writing synthetic {arch} base + {experts} experts ({depth} of its "
+                f"{total_blocks} blocks) to {directory}"
+            )
+        write_checkpoints(arch, experts, directory, blocks=depth)
+        model_mib = (directory / "base.safetensors").stat().st_size / MIB
+        fusionbench: list[dict[str, Any]] = []
+        if compare_fusionbench is not None:
+            for _ in range(repeat):
+                fusionbench.append(_run_fusionbench(compare_fusionbench, directory, experts))
+                if "skipped" in fusionbench[-1]:
+                    break
+            if log:
+                log(f"{FUSIONBENCH_TIES}: {_describe_result(fusionbench[-1])}")
         for name in methods:
             results = []
             for _ in range(repeat):
@@ -289,70 +461,65 @@ def bench_merge(
                     "device": device,
                     "directory": str(directory),
                 }
+                if name == "ties" and fusionbench and "skipped" not in fusionbench[-1]:
+                    spec["compare_with"] = fusionbench[-1]["output"]
                 results.append(_run_worker(spec))
                 if "skipped" in results[-1]:
                     break
-            if "skipped" in results[-1]:
-                rows.append(
-                    BenchRow(
-                        name,
-                        arch,
-                        experts,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        note=results[-1]["skipped"],
-                    )
-                )
-            else:
-                rows.append(
-                    BenchRow(
-                        name,
-                        arch,
-                        experts,
-                        statistics.median(r["seconds"] for r in results),
-                        max(r["peak_rss_mib"] for r in results),
-                        max(r["merge_rss_mib"] for r in results),
-                        max(r["cuda_mib"] for r in results) if device != "cpu" else None,
-                        results[0]["output_params"],
-                        note=PER_TASK_NOTE if results[0]["per_task"] else "",
-                    )
-                )
+            rows.append(_row(name, arch, experts, results, device))
+            if name == "ties" and fusionbench:
+                comparison = _comparison(fusionbench, results)
             if log:  # figures as they come, so an interrupted run still reports them
-                row = rows[-1]
-                if row.seconds is None:
-                    log(f"{name}: skipped ({row.note})")
-                else:
-                    log(
-                        f"{name}: {row.seconds:.2f} s, peak RSS {row.peak_rss_mib:.0f} MiB "
-                        f"(merge +{row.merge_rss_mib:.0f} MiB)"
-                    )
-    del count
-    return rows, model_mib
+                log(f"{name}: {_describe_result(results[-1])}")
+    return BenchRun(rows, model_mib, arch, depth, total_blocks, comparison)
 
 
-def format_table(rows: Sequence[BenchRow], model_mib: float, repeat: int) -> list[str]:
-    header = [
-        "method",
-        "arch",
-        "experts",
-        "seconds",
-        "peak RSS MiB",
-        "merge MiB",
-        "CUDA MiB",
-        "output params",
-        "note",
-    ]
+def _describe_result(result: dict[str, Any]) -> str:
+    if "skipped" in result:
+        return f"skipped ({result['skipped']})"
+    text = f"{result['seconds']:.2f} s, peak RSS {result['peak_rss_mib']:.0f} MiB"
+    if "merge_rss_mib" in result:
+        text += f" (merge +{result['merge_rss_mib']:.0f} MiB)"
+    if result.get("passes"):
+        text += "; " + ", ".join(f"{k} {v:.1f} s" for k, v in result["passes"].items())
+    return text
+
+
+def _comparison(fusionbench: list[dict[str, Any]], ours: list[dict[str, Any]]) -> dict[str, Any]:
+    if "skipped" in fusionbench[-1] or "skipped" in ours[-1]:
+        reason = fusionbench[-1].get("skipped") or ours[-1].get("skipped")
+        return {"skipped": reason}
+    theirs = statistics.median(r["seconds"] for r in fusionbench)
+    mine = statistics.median(r["seconds"] for r in ours)
+    return {
+        "fusionbench_seconds": theirs,
+        "fusionbench_peak_rss_mib": max(r["peak_rss_mib"] for r in fusionbench),
+        "harness_seconds": mine,
+        "speedup": theirs / mine if mine > 0 else None,
+        "max_abs_diff": max(r["max_abs_diff"] for r in ours),
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_table(run: BenchRun, repeat: int) -> list[str]:
+    """The rows as an aligned text table, the per-pass seconds beside the total."""
+    from harness.merging.timing import PASSES
+
+    header = ["method", "arch", "experts", "seconds", *PASSES]
+    header += ["peak RSS MiB", "merge MiB", "CUDA MiB", "output params", "note"]
     body = []
-    for row in rows:
+    for row in run.rows:
+        passes = row.passes or {}
         body.append(
             [
                 row.method,
                 row.arch,
                 str(row.experts),
-                "-" if row.seconds is None else f"{row.seconds:.2f}",
+                _seconds(row.seconds),
+                *(_seconds(passes.get(name)) for name in PASSES),
                 "-" if row.peak_rss_mib is None else f"{row.peak_rss_mib:.0f}",
                 "-" if row.merge_rss_mib is None else f"{row.merge_rss_mib:.0f}",
                 "-" if row.cuda_mib is None else f"{row.cuda_mib:.0f}",
@@ -367,14 +534,37 @@ def format_table(rows: Sequence[BenchRow], model_mib: float, repeat: int) -> lis
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in body]
     lines.append(
-        f"one model = {model_mib:.0f} MiB on disk; seconds = median of {repeat} run(s); "
-        "merge MiB = peak RSS minus RSS before the merge (fresh process per run)"
+        f"{run.arch}: {run.blocks} of its {run.total_blocks} blocks built (every tensor "
+        f"shape included); one model = {run.model_mib:.0f} MiB on disk; seconds = median of "
+        f"{repeat} run(s); read/statistics/merge/output = seconds per pass (the rest is "
+        "Python between them); merge MiB = peak RSS minus RSS before the merge (fresh "
+        "process per run)"
     )
+    if run.comparison is not None:
+        lines.append(_comparison_line(run.comparison))
     return lines
 
 
-def describe(rows: Sequence[BenchRow], model_mib: float) -> dict[str, Any]:
-    return {"model_mib": model_mib, "rows": [asdict(row) for row in rows]}
+def _comparison_line(comparison: dict[str, Any]) -> str:
+    if "skipped" in comparison:
+        return f"FusionBench TIES comparison skipped: {comparison['skipped']}"
+    return (
+        f"FusionBench TIES (in-memory experts): {comparison['fusionbench_seconds']:.2f} s, "
+        f"peak RSS {comparison['fusionbench_peak_rss_mib']:.0f} MiB; harness ties "
+        f"{comparison['harness_seconds']:.2f} s: {comparison['speedup']:.1f}x faster; "
+        f"max |difference| of the merged weights {comparison['max_abs_diff']:.3g}"
+    )
+
+
+def describe(run: BenchRun) -> dict[str, Any]:
+    return {
+        "arch": run.arch,
+        "blocks": run.blocks,
+        "total_blocks": run.total_blocks,
+        "model_mib": run.model_mib,
+        "rows": [asdict(row) for row in run.rows],
+        "fusionbench_comparison": run.comparison,
+    }
 
 
 if __name__ == "__main__":

@@ -155,9 +155,16 @@ def _bench_text(
 @click.option("--methods", required=True, help="Comma-separated data-free method names.")
 @click.option(
     "--arch",
-    type=click.Choice(["vit-b-32", "vit-l-14", "llama-1b"]),
+    type=click.Choice(["vit-b-32", "vit-l-14", "llama-1b", "llama-8b"]),
     default="vit-b-32",
     show_default=True,
+)
+@click.option(
+    "--blocks",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Transformer blocks to build (default: all; llama-8b: 1 of 32, to fit the disk). "
+    "Embedding, head and every tensor shape are always included.",
 )
 @click.option("--experts", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -174,21 +181,35 @@ def _bench_text(
     default=None,
     help="Where to write the synthetic checkpoints (default: the temp directory).",
 )
+@click.option(
+    "--compare-fusionbench",
+    "fusionbench_python",
+    default=None,
+    metavar="PYTHON",
+    help="The python of an environment with fusion-bench installed: also time "
+    "FusionBench's TIES on the same checkpoints and compare it with ties.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_merge_command(
     methods: str,
     arch: str,
+    blocks: int | None,
     experts: int,
     device: str,
     repeat: int,
     workdir: Path | None,
+    fusionbench_python: str | None,
     as_json: bool,
 ) -> None:
-    """Merge time and peak memory on synthetic checkpoints of a real architecture.
+    """Merge time, time per pass and peak memory on synthetic checkpoints of a real
+    architecture.
 
     \b
-    Example:
+    Examples:
       harness bench merge --methods weight_average,task_arithmetic,ties --arch vit-b-32
+      harness bench merge --methods ties --arch vit-b-32 --experts 4 \\
+          --compare-fusionbench /work/fbenv/bin/python
+      harness bench merge --methods ties,tsv --arch llama-8b --blocks 1 --experts 8
     """
     import torch
 
@@ -196,19 +217,21 @@ def bench_merge_command(
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HarnessError("--device cuda but no CUDA device is visible; pass --device cpu")
-    rows, model_mib = bench_merge(
+    run = bench_merge(
         split_names(methods, "--methods"),
         arch,
         experts,
         device=device,
         repeat=repeat,
         workdir=workdir,
+        blocks=blocks,
+        compare_fusionbench=fusionbench_python,
         log=None if as_json else lambda line: click.echo(line, err=True),
     )
     if as_json:
-        click.echo(json.dumps(describe(rows, model_mib), indent=2))
+        click.echo(json.dumps(describe(run), indent=2))
         return
-    for line in format_table(rows, model_mib, repeat):
+    for line in format_table(run, repeat):
         click.echo(line)
 
 

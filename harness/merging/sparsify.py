@@ -9,10 +9,14 @@ seeded by the run seed and the tensor name), so a seed fixes the result.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import torch
 
 from harness.errors import HyperparameterError
+
+T = TypeVar("T")
 
 
 def _uniform(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -114,3 +118,79 @@ def top_fraction_mask(scores: torch.Tensor, fraction: float) -> torch.Tensor:
     if keep >= count:
         return torch.ones_like(scores, dtype=torch.bool)
     return value_ranks(scores) >= count - keep
+
+
+def sliced_band_masks(
+    slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]],
+    count: int,
+    bottom: float,
+    top: float,
+) -> Iterator[tuple[T, list[torch.Tensor]]]:
+    """``magnitude_band_mask`` of each task's vector over a whole tensor too large to hold
+    whole, yielded slice by slice: the same masks, ties broken by position as there.
+
+    ``slices()`` streams the tensor's row slices as (payload, one flat float32 chunk per
+    task), in order; the masks come back with the payload. It is called three times: a
+    histogram of |τ| per task locates the bins of the two rank boundaries, a second pass
+    picks the exact boundary values inside them (and how many entries lie strictly
+    below), and the third yields masks, counting equal entries across slices so that a
+    tie at a boundary falls by position.
+    """
+    from harness.merging.task_vectors import _BINS, magnitude_bins
+
+    if bottom < 0 or top < 0 or bottom + top > 1:
+        raise HyperparameterError(
+            f"breadcrumbs needs bottom, top ≥ 0 and bottom + top ≤ 1, got {bottom} and {top}"
+        )
+    high = count - _truncated_count(top, count)
+    low = high - _truncated_count(1.0 - bottom - top, count)
+    wanted = [rank for rank in (low, high) if 0 < rank < count]  # others bound nothing
+    histograms: list[torch.Tensor] = []
+    for _, vectors in slices():
+        for index, vector in enumerate(vectors):
+            bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
+            counts = torch.bincount(bins, minlength=_BINS).cpu()
+            if index == len(histograms):
+                histograms.append(counts)
+            else:
+                histograms[index] += counts
+    located = []  # per task, per wanted rank: (bin, entries in lower bins)
+    for counts in histograms:
+        cumulative = counts.cumsum(0)
+        places = []
+        for rank in wanted:
+            bin_index = int(torch.searchsorted(cumulative, torch.tensor(rank), right=True))
+            places.append((bin_index, int(cumulative[bin_index - 1]) if bin_index else 0))
+        located.append(places)
+    gathered: list[list[list[torch.Tensor]]] = [[[] for _ in wanted] for _ in located]
+    for _, vectors in slices():
+        for index, vector in enumerate(vectors):
+            bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
+            for which, (bin_index, _) in enumerate(located[index]):
+                gathered[index][which].append(vector[bins == bin_index].abs().cpu())
+    bounds = []  # per task, per wanted rank: (value at the rank, entries strictly below)
+    for index, places in enumerate(located):
+        task_bounds = {}
+        for which, (rank, (_, below)) in enumerate(zip(wanted, places)):
+            values = torch.sort(torch.cat(gathered[index][which])).values
+            value = float(values[rank - below])
+            task_bounds[rank] = (value, below + int((values < value).sum()))
+        bounds.append(task_bounds)
+    seen = [dict.fromkeys(wanted, 0) for _ in bounds]  # equal entries met so far, per bound
+    for payload, vectors in slices():
+        masks = []
+        for index, vector in enumerate(vectors):
+            magnitude = vector.abs()
+            mask = torch.ones(vector.shape, dtype=torch.bool, device=vector.device)
+            for rank, (value, below) in bounds[index].items():
+                equal = magnitude == value
+                order = seen[index][rank] + torch.cumsum(equal, 0) - 1  # position among ties
+                seen[index][rank] += int(equal.sum())
+                if rank == low:  # rank ≥ low
+                    mask &= (magnitude > value) | (equal & (order >= rank - below))
+                if rank == high:  # rank < high
+                    mask &= (magnitude < value) | (equal & (order < rank - below))
+            if low >= count:
+                mask.zero_()
+            masks.append(mask)
+        yield payload, masks

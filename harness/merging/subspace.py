@@ -39,3 +39,42 @@ def orthogonalize(matrix: torch.Tensor) -> torch.Tensor:
     TSV-M's and ISO-CTS's whitening of concatenated singular vectors."""
     p, _, qh = svd(matrix)
     return p @ qh
+
+
+def gram(matrix: torch.Tensor) -> torch.Tensor:
+    """MᵀM in float64 (from a float32 product): it adds up over row slices of M, so the
+    right singular vectors and singular values of a matrix too large to hold whole (an
+    LLM's vocabulary-sized embedding or head) come from one streaming pass."""
+    flat = matrix.float()
+    return (flat.T @ flat).double()
+
+
+class GramSpectrum:
+    """The spectrum of M from its Gram matrix G = MᵀM = V diag(S²) Vᵀ.
+
+    ``isotropic_map()`` is V diag(1/S) Vᵀ, so that M · it = U Vᵀ (the polar factor of M)
+    one row slice at a time. Directions with S below ``1e-6 · S_max`` (numerically absent
+    from M) are left out; a thin SVD would give them arbitrary singular vectors.
+    """
+
+    def __init__(self, gram_matrix: torch.Tensor) -> None:
+        eigenvalues, vectors = torch.linalg.eigh(gram_matrix)
+        values = eigenvalues.clamp(min=0).sqrt().flip(0)  # descending, as torch.linalg.svd
+        self.singular_values = values
+        self.vectors = vectors.flip(1)
+        self.kept = values > values[0] * 1e-6 if values.numel() else values > 0
+
+    def isotropic_map(self) -> torch.Tensor:
+        v = self.vectors[:, self.kept]
+        return ((v / self.singular_values[self.kept]) @ v.T).float()
+
+
+_LAST: list[tuple[torch.Tensor, GramSpectrum]] = []
+
+
+def spectrum_of(gram_matrix: torch.Tensor) -> GramSpectrum:
+    """``GramSpectrum(gram_matrix)``, decomposed once while the row slices of one huge
+    matrix ask for it again with the same statistic tensor."""
+    if not _LAST or _LAST[0][0] is not gram_matrix:
+        _LAST[:] = [(gram_matrix, GramSpectrum(gram_matrix))]
+    return _LAST[0][1]

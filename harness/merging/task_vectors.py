@@ -13,10 +13,12 @@ with the value: one shift per entry, no logarithms.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
+from harness.merging.chunks import Scratch, spans
+from harness.merging.timing import timed
 from harness.weights.pool import ExpertPool, TensorGroup
 
 Vectors = Callable[[TensorGroup], list[torch.Tensor]]
@@ -24,10 +26,35 @@ Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 _SHIFT, _BINS = 16, 1 << 15  # a non-negative float32's top 15 bits; bin 0 holds zeros
 
 
-def _binned_magnitudes(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 magnitudes (flattened) and their log-scale bins (one rule for both passes)."""
-    magnitudes = values.detach().flatten().float().abs()
-    return magnitudes, magnitudes.view(torch.int32) >> _SHIFT
+def magnitude_bins(values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The log-scale bin of each |value| (float32, flat) into ``out`` (int32): the top bits
+    with the sign cleared, so no absolute value is taken."""
+    torch.bitwise_right_shift(values.view(torch.int32), _SHIFT, out=out)
+    return out.bitwise_and_(_BINS - 1)
+
+
+def _flat32(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().reshape(-1).float()
+
+
+def _vector_chunks(
+    group: TensorGroup, vectors: Vectors | None, scratch: Scratch
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(task index, a flat float32 chunk of its vector) over the whole group; the task
+    vectors are computed chunk by chunk into a reused buffer, never whole."""
+    if vectors is not None:
+        for index, vector in enumerate(vectors(group)):
+            flat = _flat32(vector)
+            for start, stop in spans(flat):
+                yield index, flat[start:stop]
+        return
+    base = _flat32(group.base)
+    experts = [_flat32(expert) for expert in group.experts]
+    for start, stop in spans(base):
+        chunk = scratch.get("τ", (stop - start,), torch.float32, base.device)
+        for index, expert in enumerate(experts):
+            torch.sub(expert[start:stop], base[start:stop], out=chunk)
+            yield index, chunk
 
 
 def magnitude_thresholds(
@@ -48,11 +75,11 @@ def magnitude_thresholds(
     histograms add up over row slices, so large matrices are streamed in slices: always
     for the task vectors, for another ``vectors`` only when it says ``rowwise=True``. A
     random ``vectors`` (DARE's drops) must be streamed in the same pieces as the merge
-    that uses the thresholds.
+    that uses the thresholds. Zeros are never kept on their own account: when fewer
+    than k entries are non-zero the threshold is 0 (keep everything).
     """
     if rowwise is None:
         rowwise = vectors is None
-    vectors = vectors or (lambda group: group.task_vectors)
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
     tasks = pool.tasks
@@ -60,46 +87,43 @@ def magnitude_thresholds(
         return {task: 0.0 for task in tasks}
     total = pool.num_parameters()
     keep = max(1, math.ceil(density * total))
+    scratch = Scratch()
 
-    histograms = {task: torch.zeros(_BINS, dtype=torch.float64) for task in tasks}
+    counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64)
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ stats", progress=progress):
-        for task, vector in zip(tasks, vectors(group)):
-            magnitudes, indices = _binned_magnitudes(vector)
-            counts = torch.bincount(indices, minlength=_BINS).double()
-            # zeros are never gathered: after DARE most entries are 0, and the k-th
-            # value falling among them means "keep every non-zero entry"
-            counts[0] -= (magnitudes == 0).sum()
-            histograms[task] += counts.cpu()
+        with timed("statistics"):
+            device_counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64, device=pool.device)
+            for index, chunk in _vector_chunks(group, vectors, scratch):
+                bins = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
+                device_counts[index] += torch.bincount(magnitude_bins(chunk, bins), minlength=_BINS)
+            counts += device_counts.cpu()
 
-    bins: dict[str, tuple[int, float]] = {}
+    # bin 0 holds the zeros (and float32's tiniest subnormals); zeros are never gathered:
+    # after DARE most entries are 0, and the k-th value falling among them means "keep
+    # every non-zero entry"
+    bins: dict[int, tuple[int, int]] = {}
     thresholds: dict[str, float] = {}
-    for task in tasks:
-        from_top = torch.flip(histograms[task], [0]).cumsum(0)
-        if from_top[-1] < keep:  # fewer non-zero entries than asked: zeros are kept too
-            thresholds[task] = 0.0
-            continue
-        index_from_top = int(torch.searchsorted(from_top, torch.tensor(float(keep))))
-        index = _BINS - 1 - index_from_top
-        above = float(from_top[index_from_top - 1]) if index_from_top > 0 else 0.0
-        bins[task] = (index, above)
-    if not bins:
-        return thresholds
+    for index in range(len(tasks)):
+        from_top = torch.flip(counts[index], [0]).cumsum(0)
+        index_from_top = int(torch.searchsorted(from_top, torch.tensor(keep)))
+        above = int(from_top[index_from_top - 1]) if index_from_top > 0 else 0
+        bins[index] = (_BINS - 1 - index_from_top, above)
 
-    inside: dict[str, list[torch.Tensor]] = {task: [] for task in bins}
+    inside: dict[int, list[torch.Tensor]] = {index: [] for index in bins}
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ top-k", progress=progress):
-        for task, vector in zip(tasks, vectors(group)):
-            if task not in bins:
-                continue
-            magnitudes, indices = _binned_magnitudes(vector)
-            selected = magnitudes[indices == bins[task][0]]
-            inside[task].append(selected[selected > 0].cpu())
-    for task, (_, above) in bins.items():
-        values = torch.cat(inside[task]) if inside[task] else torch.zeros(0)
-        rank = keep - int(above)  # the k-th value is the rank-th largest inside the bin
-        if values.numel() == 0 or rank <= 0:
+        with timed("statistics"):
+            for index, chunk in _vector_chunks(group, vectors, scratch):
+                found = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
+                hits = scratch.get("hits", chunk.shape, torch.bool, chunk.device)
+                torch.eq(magnitude_bins(chunk, found), bins[index][0], out=hits)
+                selected = chunk[hits].abs()
+                inside[index].append(selected[selected > 0].cpu())
+    for index, task in enumerate(tasks):
+        values = torch.cat(inside[index])
+        rank = keep - bins[index][1]  # the k-th value is the rank-th largest inside the bin
+        if values.numel() < rank or rank <= 0:  # fewer non-zero entries than k: keep all
             thresholds[task] = 0.0
             continue
-        rank = min(rank, values.numel())
         thresholds[task] = float(torch.topk(values, rank).values[-1])
     return thresholds
 
@@ -124,7 +148,8 @@ def stream_sums(
     statistic (a sum over entries) is fed large matrices in row slices."""
     total: torch.Tensor | None = None
     for group in pool.stream(seed=seed, rowwise=rowwise, desc=desc, progress=progress):
-        value = statistic(group).detach().double().cpu()
+        with timed("statistics"):
+            value = statistic(group).detach().double().cpu()
         total = value if total is None else total + value
     if total is None:
         raise ValueError("the pool has no mergeable tensors")

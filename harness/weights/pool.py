@@ -26,11 +26,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from harness.errors import CheckpointError
+from harness.merging.timing import timed
 from harness.progress import progress_bar
 
 # Matrices above this many entries are streamed in row slices by row-wise merges: 64 MiB
 # per expert in float32. Every ViT-B/L tensor fits in one piece; Llama's embedding is 16.
 CHUNK_ELEMENTS = 1 << 24
+# Matrices above this many entries are too large to hold whole for every expert (8
+# float32 copies of Llama-3.1-8B's 525M-entry embedding are 16.8 GB): methods that need a
+# whole-tensor statistic (norms, order statistics, a spectrum) gather it over row slices
+# for these instead of loading them whole. Every ViT tensor and every Llama block matrix
+# is below it; only the vocabulary-sized embedding and head of large LLMs are above.
+WHOLE_ELEMENTS = 1 << 27
 
 Rows = tuple[int, int]
 KeyMap = Callable[[str], str | None]
@@ -206,6 +213,7 @@ class ExpertPool:
         device: str | torch.device = "cpu",
         compute_dtype: torch.dtype = torch.float32,
         chunk_elements: int = CHUNK_ELEMENTS,
+        whole_elements: int = WHOLE_ELEMENTS,
     ) -> None:
         if not experts:
             raise CheckpointError("the expert pool is empty: give at least one expert")
@@ -214,6 +222,7 @@ class ExpertPool:
         self.device = torch.device(device)
         self.compute_dtype = compute_dtype
         self.chunk_elements = chunk_elements
+        self.whole_elements = whole_elements
         self._meta = base.meta()
         for task, expert in self.experts.items():
             self._check_matches(task, expert)
@@ -276,10 +285,16 @@ class ExpertPool:
         return self._load(self.experts[task], name, rows)
 
     def _load(self, checkpoint: Checkpoint, name: str, rows: Rows | None = None) -> torch.Tensor:
-        tensor = checkpoint.tensor(name, self.device, rows)
-        if tensor.is_floating_point():
-            tensor = tensor.to(self.compute_dtype)
+        with timed("read"):
+            tensor = checkpoint.tensor(name, self.device, rows)
+            if tensor.is_floating_point():
+                tensor = tensor.to(self.compute_dtype)
         return tensor
+
+    def is_huge(self, name: str) -> bool:
+        """A matrix above ``whole_elements`` entries: never loaded whole for every expert."""
+        shape = self.shape(name)
+        return len(shape) == 2 and shape[0] * shape[1] > self.whole_elements
 
     def pieces(self, name: str, rowwise: bool = False) -> list[Rows | None]:
         """How ``name`` is streamed: whole (``[None]``), or, for a row-wise merge of a
@@ -320,6 +335,12 @@ class ExpertPool:
     ) -> None:
         """Store ``result`` for ``group`` in ``merged`` in the stored dtype, writing a row
         slice into its place in the whole tensor."""
+        with timed("output"):
+            self._place(merged, group, result)
+
+    def _place(
+        self, merged: dict[str, torch.Tensor], group: TensorGroup, result: torch.Tensor
+    ) -> None:
         if result.shape != group.base.shape:
             where = "" if group.rows is None else f" rows {group.rows[0]}:{group.rows[1]}"
             raise RuntimeError(
@@ -352,11 +373,12 @@ class ExpertPool:
     def output_state(self, merged: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Complete a merged state: keep the base's non-float tensors, cast to stored dtypes."""
         state = {}
-        for name in self.names:
-            if name in merged:
-                state[name] = merged[name].to(self.dtype(name))
-            else:
-                state[name] = self.base_tensor(name).to(self.dtype(name))
+        with timed("output"):
+            for name in self.names:
+                if name in merged:
+                    state[name] = merged[name].to(self.dtype(name))
+                else:
+                    state[name] = self.base_tensor(name).to(self.dtype(name))
         return state
 
 

@@ -38,10 +38,14 @@ over the whole tensor, as the paper describes and as mergekit does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
-from harness.merging.sparsify import magnitude_band_mask
-from harness.merging.stream import tensorwise
+from harness.merging.sparsify import magnitude_band_mask, sliced_band_masks
+from harness.merging.timing import timed
+from harness.method import MethodContext, Solution
+from harness.progress import progress_bar
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
 from methods.merging.task_arithmetic import SCALING
@@ -62,6 +66,16 @@ TOP = Param(
 )
 
 
+def breadcrumbs_tensor(
+    group: TensorGroup, scaling: float, bottom: float, top: float
+) -> torch.Tensor:
+    """The merge of one whole tensor: θ_0 + α Σ_t m_t ⊙ τ_t."""
+    merged = torch.zeros_like(group.base)
+    for vector in group.task_vectors:
+        merged += vector * magnitude_band_mask(vector, bottom, top)
+    return group.base + scaling * merged
+
+
 @register_method(
     "breadcrumbs",
     family="merging",
@@ -69,9 +83,42 @@ TOP = Param(
     params={"scaling": SCALING, "bottom": BOTTOM, "top": TOP},
     description="Mask both tails (small and outlier magnitudes) of each task vector, sum.",
 )
-@tensorwise
-def breadcrumbs(group: TensorGroup, scaling: float, bottom: float, top: float) -> torch.Tensor:
-    merged = torch.zeros_like(group.base)
-    for vector in group.task_vectors:
-        merged += vector * magnitude_band_mask(vector, bottom, top)
-    return group.base + scaling * merged
+def breadcrumbs(context: MethodContext, scaling: float, bottom: float, top: float) -> Solution:
+    """Tensor by tensor; a matrix too large to hold whole for every expert (an LLM's
+    embedding) gets the same masks from exact order statistics over its row slices
+    (``sliced_band_masks``), so memory stays bounded by a slice per expert."""
+    pool = context.pool
+    merged: dict[str, torch.Tensor] = {}
+
+    def masked_sum(group: TensorGroup, masks: list[torch.Tensor]) -> torch.Tensor:
+        total = torch.zeros_like(group.base)
+        for vector, mask in zip(group.task_vectors, masks):
+            total += vector * mask.view(vector.shape)
+        return group.base + scaling * total
+
+    def slices(name: str) -> Iterator[tuple[TensorGroup, list[torch.Tensor]]]:
+        for group in pool.groups([name], context.seed, rowwise=True):
+            with timed("read"):
+                vectors = [vector.reshape(-1).float() for vector in group.task_vectors]
+            yield group, vectors
+
+    with torch.no_grad():
+        for name in progress_bar(pool.mergeable_names(), desc="merge", enabled=context.progress):
+            if not pool.is_huge(name):
+                for group in pool.groups([name], context.seed):
+                    with timed("merge"):
+                        result = breadcrumbs_tensor(group, scaling, bottom, top)
+                    pool.place(merged, group, result)
+                continue
+            count = 1
+            for size in pool.shape(name):
+                count *= size
+            pieces = sliced_band_masks(lambda name=name: slices(name), count, bottom, top)
+            for group, masks in pieces:
+                with timed("merge"):
+                    result = masked_sum(group, masks)
+                pool.place(merged, group, result)
+    return Solution(state=pool.output_state(merged))
+
+
+breadcrumbs.tensor_merge = breadcrumbs_tensor  # type: ignore[attr-defined]

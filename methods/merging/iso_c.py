@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from harness.merging.stream import stack, tensorwise
-from harness.merging.subspace import is_matrix, svd
+from harness.merging.subspace import gram, is_matrix, spectrum_of, svd
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
 
@@ -44,6 +44,11 @@ def isotropic(matrix: torch.Tensor) -> torch.Tensor:
     return s.mean() * (u @ vh)
 
 
+def sum_gram(group: TensorGroup) -> torch.Tensor:
+    """ΔᵀΔ of this slice of Δ = Σ_t τ_t (summed over a huge matrix's row slices)."""
+    return gram(stack(group.task_vectors).sum(dim=0))
+
+
 @register_method(
     "iso_c",
     family="merging",
@@ -51,9 +56,19 @@ def isotropic(matrix: torch.Tensor) -> torch.Tensor:
     params={"scaling": SCALING},
     description="Sum of task vectors with its singular values flattened to their mean.",
 )
-@tensorwise
-def iso_c(group: TensorGroup, scaling: float) -> torch.Tensor:
+@tensorwise(statistic=sum_gram)
+def iso_c(
+    group: TensorGroup, scaling: float, statistic: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A huge matrix (an LLM's embedding or head) is never decomposed whole: σ̄ U Vᵀ =
+    σ̄ Δ V S⁻¹ Vᵀ, with V and S from ΔᵀΔ gathered over its row slices (same result up
+    to float rounding, directions with S < 1e-6 S_max left out), slice by slice."""
     vectors = stack(group.task_vectors)
     if not is_matrix(group.base):
         return group.base + scaling * vectors.mean(dim=0)
-    return group.base + scaling * isotropic(vectors.sum(dim=0)).to(group.base.dtype)
+    if statistic is None:
+        return group.base + scaling * isotropic(vectors.sum(dim=0)).to(group.base.dtype)
+    spectrum = spectrum_of(statistic)
+    mean = float(spectrum.singular_values.mean())
+    update = mean * (vectors.sum(dim=0).float() @ spectrum.isotropic_map().to(vectors.device))
+    return group.base + scaling * update.to(group.base.dtype)

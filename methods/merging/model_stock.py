@@ -41,8 +41,32 @@ def interpolation_ratio(vectors: list[torch.Tensor]) -> float:
     for a, b in itertools.combinations(vectors, 2):
         denominator = a.norm() * b.norm()
         cosines.append(float((a.flatten() @ b.flatten()) / denominator) if denominator else 0.0)
+    return _ratio(k, cosines)
+
+
+def _ratio(k: int, cosines: list[float]) -> float:
     cosine = min(max(sum(cosines) / len(cosines), 0.0), 1.0)
     return k * cosine / (1 + (k - 1) * cosine)
+
+
+def inner_products(group: TensorGroup) -> torch.Tensor:
+    """⟨τ_i, τ_j⟩ of one tensor (or row slice) in float64: sums over slices to the whole
+    tensor's, from which the cosines follow."""
+    vectors = stack(group.task_vectors).flatten(1).double()
+    return vectors @ vectors.T
+
+
+def ratio_from_inner_products(gram: torch.Tensor) -> float:
+    """``interpolation_ratio`` from the task vectors' inner products."""
+    k = gram.shape[0]
+    if k == 1:
+        return 1.0
+    norms = gram.diagonal().sqrt()
+    cosines = []
+    for i, j in itertools.combinations(range(k), 2):
+        denominator = float(norms[i] * norms[j])
+        cosines.append(float(gram[i, j]) / denominator if denominator else 0.0)
+    return _ratio(k, cosines)
 
 
 @register_method(
@@ -51,7 +75,10 @@ def interpolation_ratio(vectors: list[torch.Tensor]) -> float:
     reference="https://arxiv.org/abs/2403.19522",
     description="Average of experts pulled toward the base by their per-layer angle.",
 )
-@tensorwise
-def model_stock(group: TensorGroup) -> torch.Tensor:
-    t = interpolation_ratio(group.task_vectors)
+@tensorwise(statistic=inner_products)
+def model_stock(group: TensorGroup, statistic: torch.Tensor | None = None) -> torch.Tensor:
+    if statistic is None:
+        t = interpolation_ratio(group.task_vectors)
+    else:  # a row slice of a huge matrix: the cosines of the whole tensor
+        t = ratio_from_inner_products(statistic)
     return t * stack(group.experts).mean(dim=0) + (1 - t) * group.base

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.merging.subspace import is_matrix, low_rank
+from harness.merging.subspace import gram, is_matrix, low_rank, spectrum_of
 from harness.merging.task_states import streamed_task_states
 from harness.method import MethodContext, Solution
 from harness.registry import Param, register_method
@@ -48,11 +48,20 @@ RANK = Param(
 def peru_lora(context: MethodContext, rank: int) -> Solution:
     pool = context.pool
 
-    def build(group: TensorGroup, index: int) -> torch.Tensor:
+    def build(
+        group: TensorGroup, index: int, statistic: torch.Tensor | None = None
+    ) -> torch.Tensor:
         vector = group.task_vectors[index]
-        if not is_matrix(group.base):
+        if not is_matrix(group.base) and statistic is None:
             return group.experts[index]
-        return group.base + low_rank(vector, rank).to(group.base.dtype)
+        if statistic is None:
+            return group.base + low_rank(vector, rank).to(group.base.dtype)
+        # a row slice of a huge matrix: U_q Σ_q V_qᵀ = τ V_q V_qᵀ, V_q from τᵀτ
+        top = spectrum_of(statistic).vectors[:, :rank].float().to(vector.device)
+        return group.base + ((vector.float() @ top) @ top.T).to(group.base.dtype)
+
+    def task_gram(group: TensorGroup, index: int) -> torch.Tensor:
+        return gram(group.task_vectors[index])
 
     per_task = 0
     for name in pool.mergeable_names():
@@ -65,6 +74,6 @@ def peru_lora(context: MethodContext, rank: int) -> Solution:
                 size *= dim
             per_task += size
     return Solution(
-        task_states=streamed_task_states(context, build),
+        task_states=streamed_task_states(context, build, statistic=task_gram),
         extra_parameters=len(pool.tasks) * per_task,
     )

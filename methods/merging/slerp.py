@@ -45,14 +45,22 @@ DOT_THRESHOLD = 0.9995
 
 
 def slerp_tensors(
-    a: torch.Tensor, b: torch.Tensor, t: float, dot_threshold: float = DOT_THRESHOLD
+    a: torch.Tensor,
+    b: torch.Tensor,
+    t: float,
+    dot_threshold: float = DOT_THRESHOLD,
+    products: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """slerp(a, b; t) for one tensor pair; linear when |cos Ω| > ``dot_threshold`` or
-    either tensor is zero (where Ω is undefined)."""
-    norm_a, norm_b = a.float().norm(), b.float().norm()
+    either tensor is zero (where Ω is undefined). ``products`` ([‖a‖², ‖b‖², ⟨a, b⟩] of
+    the whole tensors) gives the angle when ``a`` and ``b`` are row slices of them."""
+    if products is None:
+        norm_a, norm_b = a.float().norm(), b.float().norm()
+        dot = a.flatten().float() @ b.flatten().float()
+    else:
+        norm_a, norm_b, dot = products[0].sqrt(), products[1].sqrt(), products[2]
     if norm_a == 0 or norm_b == 0:
         return (1 - t) * a + t * b
-    dot = a.flatten().float() @ b.flatten().float()
     cosine = float(torch.clamp(dot / (norm_a * norm_b), -1.0, 1.0))
     if abs(cosine) > dot_threshold:
         return (1 - t) * a + t * b
@@ -71,7 +79,14 @@ def slerp_tensors(
 def slerp(context: MethodContext, t: float) -> Solution:
     require_experts(context, 2, "slerp")
 
-    def merge(group: TensorGroup) -> torch.Tensor:
-        return slerp_tensors(group.experts[0], group.experts[1], t)
+    def merge(group: TensorGroup, statistic: torch.Tensor | None = None) -> torch.Tensor:
+        return slerp_tensors(group.experts[0], group.experts[1], t, products=statistic)
 
-    return Solution(state=merge_stream(context, merge))
+    return Solution(state=merge_stream(context, merge, statistic=pair_products))
+
+
+def pair_products(group: TensorGroup) -> torch.Tensor:
+    """[‖a‖², ‖b‖², ⟨a, b⟩] of one tensor or row slice, in float64 (they add up over row
+    slices, so a huge matrix's angle is found without holding it whole)."""
+    a, b = (expert.flatten().double() for expert in group.experts[:2])
+    return torch.stack([a @ a, b @ b, a @ b])

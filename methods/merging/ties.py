@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.merging.stream import merge_stream, stack
-from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
+from harness.merging.chunks import Scratch, spans
+from harness.merging.stream import merge_stream
+from harness.merging.task_vectors import magnitude_thresholds
 from harness.method import MethodContext, Solution
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
@@ -56,6 +57,49 @@ def elect_and_disjoint_mean(trimmed: torch.Tensor) -> torch.Tensor:
     return kept_sum / count
 
 
+def trimmed_disjoint_merge(
+    group: TensorGroup,
+    thresholds: list[float],
+    scaling: float,
+    scratch: Scratch,
+    vectors: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """θ_0 + λ · disjoint mean of the trimmed ``vectors`` (the task vectors by default) for
+    one tensor: trim, elect and mean as ``keep_top_magnitudes`` and
+    ``elect_and_disjoint_mean`` do, the same float32 operations in the same order, but in
+    chunks through reused buffers (``harness.merging.chunks``) rather than whole-tensor
+    temporaries: the same numbers, several times faster on a CPU."""
+    base = group.base.reshape(-1)
+    sources = [v.reshape(-1) for v in (vectors if vectors is not None else group.experts)]
+    count = len(sources)
+    device = base.device
+    limits = torch.tensor(thresholds, dtype=base.dtype, device=device).view(count, 1)
+    out = torch.empty_like(base)
+    for start, stop in spans(base):
+        size = stop - start
+        trimmed = scratch.get("trimmed", (count, size), base.dtype, device)
+        work = scratch.get("work", (count, size), base.dtype, device)
+        flags = scratch.get("flags", (count, size), torch.bool, device)
+        total = scratch.get("total", (size,), base.dtype, device)
+        agreeing = scratch.get("agreeing", (size,), torch.int64, device)
+        for index, source in enumerate(sources):
+            if vectors is None:
+                torch.sub(source[start:stop], base[start:stop], out=trimmed[index])
+            else:
+                trimmed[index].copy_(source[start:stop])
+        torch.ge(torch.abs(trimmed, out=work), limits, out=flags)  # trim: keep |τ| ≥ k-th
+        trimmed.mul_(flags)  # zero the trimmed entries (× 0 keeps their sign bit only)
+        sign = torch.sign(torch.sum(trimmed, dim=0, out=total), out=total)  # elect
+        # τ agrees with the sign and is non-zero ⇔ sign·τ > 0; the kept sum is
+        # sign · Σ (sign·τ)⁺, the same float32 sum (negation is exact)
+        torch.mul(trimmed, sign, out=work).clamp_(min=0.0)
+        agreeing.copy_(torch.count_nonzero(work, dim=0)).clamp_(min=1)
+        kept = torch.sum(work, dim=0, out=trimmed[0]).mul_(sign)
+        torch.div(kept, agreeing, out=total).mul_(scaling)
+        torch.add(base[start:stop], total, out=out[start:stop])
+    return out.view(group.base.shape)
+
+
 @register_method(
     "ties",
     family="merging",
@@ -65,15 +109,11 @@ def elect_and_disjoint_mean(trimmed: torch.Tensor) -> torch.Tensor:
 )
 def ties(context: MethodContext, scaling: float, density: float) -> Solution:
     thresholds = magnitude_thresholds(context.pool, density, progress=context.progress)
+    limits = [thresholds[task] for task in context.pool.tasks]
+    scratch = Scratch()
 
     def merge(group: TensorGroup) -> torch.Tensor:
-        trimmed = stack(
-            [
-                keep_top_magnitudes(vector, thresholds[task])
-                for task, vector in zip(group.tasks, group.task_vectors)
-            ]
-        )
-        return group.base + scaling * elect_and_disjoint_mean(trimmed)
+        return trimmed_disjoint_merge(group, limits, scaling, scratch)
 
     merged = merge_stream(context, merge, rowwise=True)
     return Solution(state=merged, info={"thresholds": thresholds})

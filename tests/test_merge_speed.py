@@ -1,0 +1,190 @@
+"""Fast and bounded merging: the per-pass breakdown, the llama-8b bench shapes, chunked
+TIES, and whole-tensor statistics gathered over row slices of huge matrices."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import harness.bench.merge as bench
+import harness.merging.chunks as chunks
+from harness.bench.merge import data_free_context
+from harness.errors import HarnessError
+from harness.merging import timing
+from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
+from harness.registry import METHODS
+from harness.weights.pool import Checkpoint, ExpertPool, TensorGroup
+from methods.merging.ties import elect_and_disjoint_mean, trimmed_disjoint_merge
+
+
+def test_timed_sections_count_each_second_once():
+    timing.reset()
+    with timing.timed("statistics"):
+        with timing.timed("read"):
+            sum(range(200_000))
+        sum(range(200_000))
+    totals = timing.totals()
+    assert totals["read"] > 0 and totals["statistics"] > 0
+    timing.reset()
+    assert set(timing.totals().values()) == {0.0}
+
+
+def test_llama_8b_shapes_are_the_real_ones_and_blocks_change_only_depth():
+    one = bench.architecture_shapes("llama-8b")
+    assert bench.built_blocks("llama-8b") == 1 and bench.ARCHS["llama-8b"].blocks == 32
+    expected = {
+        "model.embed_tokens.weight": (128256, 4096),
+        "lm_head.weight": (128256, 4096),  # untied: stored separately
+        "model.layers.0.self_attn.q_proj.weight": (4096, 4096),
+        "model.layers.0.self_attn.k_proj.weight": (1024, 4096),  # 8 KV heads of 128
+        "model.layers.0.self_attn.v_proj.weight": (1024, 4096),
+        "model.layers.0.self_attn.o_proj.weight": (4096, 4096),
+        "model.layers.0.mlp.gate_proj.weight": (14336, 4096),
+        "model.layers.0.mlp.up_proj.weight": (14336, 4096),
+        "model.layers.0.mlp.down_proj.weight": (4096, 14336),
+        "model.layers.0.input_layernorm.weight": (4096,),
+        "model.layers.0.post_attention_layernorm.weight": (4096,),
+        "model.norm.weight": (4096,),
+    }
+    assert {name: shape for name, (shape, _) in one.items()} == expected
+    assert {dtype for _, dtype in one.values()} == {torch.bfloat16}
+    three = bench.architecture_shapes("llama-8b", 3)
+    layer = {n.replace("layers.0.", "layers.{}."): s for n, s in one.items() if "layers.0." in n}
+    assert three == {
+        **{n: s for n, s in one.items() if "layers." not in n},
+        **{n.format(i): s for n, s in layer.items() for i in range(3)},
+    }
+    with pytest.raises(HarnessError, match="--blocks must be between 1 and 32"):
+        bench.architecture_shapes("llama-8b", 33)
+
+
+def test_bench_reports_passes_that_add_up_and_a_bad_fusionbench_python(monkeypatch):
+    arch = bench.Architecture(bench._vit(16, 1, 2, 16), torch.float32, 1, 1)
+    monkeypatch.setitem(bench.ARCHS, "tiny-vit", arch)
+    run = bench.bench_merge(["ties"], "tiny-vit", 2)
+    described = json.loads(json.dumps(bench.describe(run)))
+    row = described["rows"][0]
+    assert set(row["passes"]) == set(timing.PASSES)
+    assert all(seconds >= 0 for seconds in row["passes"].values())
+    assert row["passes"]["read"] > 0 and row["passes"]["statistics"] > 0
+    assert row["passes"]["merge"] > 0
+    assert sum(row["passes"].values()) <= row["seconds"] * 1.01 + 1e-3
+    assert described["blocks"] == 1 and described["total_blocks"] == 1
+    lines = bench.format_table(run, 1)
+    assert lines[0].split()[4:8] == list(timing.PASSES)
+    assert "1 of its 1 blocks built" in lines[-1]
+
+    from harness.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["bench", "merge", "--methods", "ties", "--compare-fusionbench", "/no/such/python"],
+    )
+    assert result.exit_code != 0
+    assert "no such Python" in str(result.exception or result.output)
+
+
+def _bf16_pool(tmp_path, experts: int, **limits) -> ExpertPool:
+    """Experts whose bf16 task vectors have many exact ties (and zeros)."""
+    generator = torch.Generator().manual_seed(0)
+    base = {
+        "w": (0.02 * torch.randn(50, 30, generator=generator)).bfloat16(),
+        "b": torch.randn(30, generator=generator).bfloat16(),
+    }
+    save_file(base, str(tmp_path / "m0.safetensors"))
+    for index in range(1, experts + 1):
+        state = {
+            key: (value.float() + 1e-2 * torch.randn(value.shape, generator=generator)).bfloat16()
+            for key, value in base.items()
+        }
+        save_file(state, str(tmp_path / f"m{index}.safetensors"))
+    checkpoints = {
+        f"t{i}": Checkpoint(tmp_path / f"m{i}.safetensors", f"e{i}") for i in range(1, experts + 1)
+    }
+    return ExpertPool(Checkpoint(tmp_path / "m0.safetensors", "base"), checkpoints, **limits)
+
+
+def _merge(pool: ExpertPool, name: str, **hyperparameters) -> dict[str, torch.Tensor]:
+    entry = METHODS.get(name)
+    context = data_free_context(pool, torch.device("cpu"))
+    return entry.obj(context, **{**entry.defaults, **hyperparameters}).state
+
+
+@pytest.mark.parametrize(
+    ("name", "experts", "hyperparameters"),
+    [
+        ("breadcrumbs", 3, {}),
+        ("breadcrumbs", 3, {"bottom": 0.3, "top": 0.2}),
+        ("breadcrumbs", 2, {"bottom": 0.0, "top": 0.0}),
+        ("model_stock", 3, {}),
+        ("slerp", 2, {}),
+        ("iso_c", 3, {}),
+        ("tsv", 3, {}),
+    ],
+)
+def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
+    tmp_path, name, experts, hyperparameters
+):
+    """A matrix above ``whole_elements`` is never loaded whole; its statistic (order
+    statistics, inner products, a Gram matrix) is gathered over row slices smaller than
+    the matrix, and the merged weights are those of the whole-tensor merge."""
+    whole = _merge(_bf16_pool(tmp_path, experts), name, **hyperparameters)
+    pool = _bf16_pool(tmp_path, experts, whole_elements=100, chunk_elements=200)
+    assert pool.is_huge("w") and len(pool.pieces("w", rowwise=True)) == 9
+    sliced = _merge(pool, name, **hyperparameters)
+    for key, tensor in whole.items():
+        if name in ("iso_c", "tsv"):  # a Gram route to the same spectrum: float rounding
+            torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=1e-3)
+        else:
+            assert torch.equal(sliced[key], tensor), f"{name}: {key} differs when sliced"
+
+
+def test_huge_matrix_per_task_low_rank_in_row_slices(tmp_path):
+    """PERU-LoRA's per-task states: the rank-q reduction of a huge matrix from τᵀτ."""
+    entry = METHODS.get("peru_lora")
+    states = []
+    for limits in ({}, {"whole_elements": 100, "chunk_elements": 200}):
+        context = data_free_context(_bf16_pool(tmp_path, 2, **limits), torch.device("cpu"))
+        states.append(entry.obj(context, rank=4).task_states("t2"))
+    whole, sliced = states
+    for key, tensor in whole.items():
+        torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=1e-3)
+
+
+def test_chunked_ties_is_the_reference_formula_bitwise(monkeypatch):
+    monkeypatch.setattr(chunks, "CHUNK", 7)  # many chunks, a ragged last one
+    generator = torch.Generator().manual_seed(1)
+    base = torch.randn(10, 9, generator=generator).bfloat16().float()
+    experts = [
+        (base + 0.05 * torch.randn(10, 9, generator=generator)).bfloat16().float() for _ in range(4)
+    ]
+    experts[1][0, :3] = base[0, :3]  # zero task-vector entries
+    group = TensorGroup("w", base, experts, ["a", "b", "c", "d"])
+    limits = [0.02, 0.0, 0.05, 0.03]
+    trimmed = torch.stack(
+        [keep_top_magnitudes(v, limit) for v, limit in zip(group.task_vectors, limits)]
+    )
+    expected = base + 0.7 * elect_and_disjoint_mean(trimmed)
+    got = trimmed_disjoint_merge(group, limits, 0.7, chunks.Scratch())
+    assert torch.equal(got, expected)
+
+
+def test_thresholds_are_exact_kth_magnitudes(tmp_path, monkeypatch):
+    monkeypatch.setattr(chunks, "CHUNK", 64)
+    pool = _bf16_pool(tmp_path, 3)
+    for density in (0.05, 0.2, 0.5):
+        thresholds = magnitude_thresholds(pool, density, progress=False)
+        for index, task in enumerate(pool.tasks):
+            vector = torch.cat(
+                [
+                    (pool.expert_tensor(task, n) - pool.base_tensor(n)).flatten()
+                    for n in pool.mergeable_names()
+                ]
+            ).abs()
+            keep = math.ceil(density * vector.numel())
+            assert thresholds[task] == float(torch.topk(vector, keep).values[-1]), index
