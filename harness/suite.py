@@ -31,10 +31,13 @@ SPLITS = ("train", "validation", "test")
 
 #: What a suite may offer methods beyond its weights (``Suite.provides``, ``needs=``):
 #: "batches": (inputs, labels) of train/validation and unlabelled test inputs;
-#: "heads": one frozen module per task mapping backbone outputs to class logits.
+#: "heads": one frozen module per task mapping backbone outputs to class logits;
+#: "roles": which expert plays which part in a composition (``Suite.roles``: the task
+#: expert and the language expert of cross-lingual layer swapping).
 CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
+    "roles": "expert roles (which expert is the task expert and which the language expert)",
 }
 
 
@@ -104,6 +107,14 @@ class Suite(ABC):
     #: the benchmark's validation split; ``validation`` carved out of train). Recorded in
     #: every result as ``suite.splits``, so a record says where selection happened.
     splits: ClassVar[Mapping[str, str]] = {}
+    #: Tasks that no expert was trained on (a cross-lingual target: math in a language
+    #: only a language expert knows), each mapped to the experts it is composed from. The
+    #: pool holds those experts; a task's individual reference is the best of them on it,
+    #: and the ``individual`` baseline scores it with the first (the task-skill expert).
+    reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Which pool expert plays which part in a composition (``provides`` "roles"), e.g.
+    #: ``{"math": "math", "language": "lang2"}`` for layer swapping.
+    roles: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context

@@ -283,7 +283,10 @@ def evaluate_solution(
 def individual_reference(context: MethodContext) -> dict[str, float]:
     """Each expert's test metric on its own task: the denominator of normalised accuracy.
 
-    Cached by the identities of the suite's artifacts, so it is measured once per suite.
+    A task without an expert of its own (``Suite.reference_experts``) is referred to the
+    best of the experts it is composed from, so a normalised score above 100 there means
+    a merge beat all of them. Cached by the identities of the suite's artifacts, so it is
+    measured once per suite.
     """
     suite = context.suite
     identity = [artifact.to_json() for artifact in suite.artifacts()]
@@ -297,8 +300,11 @@ def individual_reference(context: MethodContext) -> dict[str, float]:
             known = {}
     missing = [task for task in suite.tasks if task not in known]
     for task in missing:
-        model = context.build_model(context.pool.expert_state(task))
-        known[task] = suite.evaluate(model, task, "test")[suite.metric]
+        scores = [
+            suite.evaluate(context.build_model(context.pool.expert_state(expert)), task, "test")
+            for expert in suite.reference_experts.get(task, (task,))
+        ]
+        known[task] = max(score[suite.metric] for score in scores)
     if missing:
         write_json_atomic(path, known)
     return {task: known[task] for task in suite.tasks}
@@ -402,7 +408,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     scores = evaluate_solution(per_task.wrap(solution), context, "test")
     evaluate_s = time.perf_counter() - tick - per_task.seconds
     details = {task: dict(suite.evaluation_details(task)) for task in suite.tasks}
-    if spec.method == "individual":
+    if spec.method == "individual" and not set(suite.tasks) & set(suite.reference_experts):
         reference = {task: scores[task][suite.metric] for task in suite.tasks}
     else:
         reference = individual_reference(context)

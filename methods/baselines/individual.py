@@ -2,7 +2,9 @@
 
 The ceiling that merging tries to reach with one model, and the denominator of every
 normalised accuracy. Keeping N experts stores N − 1 models more than one merged model,
-which the record counts as extra parameters.
+which the record counts as extra parameters. A task no expert was trained on (a suite's
+``reference_experts``: math in a second language) is scored with the first expert it is
+composed from, the task-skill expert.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from harness.registry import register_method
 )
 def individual(context: MethodContext) -> Solution:
     pool = context.pool
+    composed = context.suite.reference_experts
+
+    def expert_of(task: str) -> str:
+        return composed[task][0] if task in composed else task
+
     return Solution(
-        task_states=lambda task: pool.output_state(pool.expert_state(task)),
+        task_states=lambda task: pool.output_state(pool.expert_state(expert_of(task))),
         extra_parameters=(len(pool.tasks) - 1) * pool.num_parameters(),
     )
