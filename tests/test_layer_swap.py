@@ -44,11 +44,14 @@ def test_layer_sources_follow_the_paper_layout():
     ]  # fmt: skip
     assert layer_sources(6, 2, 0, 1) == ["language", "language", "average", "math", "math", "math"]
     assert layer_sources(6, 1, 2, 0) == ["language", "math", "math", "math", "language", "language"]
+    assert layer_sources(4, 0, 0, 1) == ["average", "math", "math", "math"]
     assert layer_index("model.layers.11.mlp.up_proj.weight") == 11
     assert layer_index("model.embed_tokens.weight") is None
 
 
-@pytest.mark.parametrize(("bottom", "top", "transition"), [(1, 1, 1), (2, 0, 1), (1, 2, 0)])
+@pytest.mark.parametrize(
+    ("bottom", "top", "transition"), [(1, 1, 1), (2, 0, 1), (1, 2, 0), (0, 0, 1)]
+)
 def test_swapped_state_is_the_per_layer_composition(pool, bottom, top, transition):
     method = METHODS.get("layer_swap").obj
     solution = method(
@@ -63,8 +66,8 @@ def test_swapped_state_is_the_per_layer_composition(pool, bottom, top, transitio
     assert set(state) == set(pool.names)
     for name, tensor in state.items():
         index = layer_index(name)
-        if index is None:  # embeddings with layer 0, final norm and head with the last
-            source = sources[0] if "embed" in name else sources[-1]
+        if index is None:  # embeddings from the language expert, norm and head as the last
+            source = "language" if "embed" in name else sources[-1]
         else:
             source = sources[index]
         expected = {"math": math[name], "language": lang[name]}.get(source)
@@ -75,6 +78,11 @@ def test_swapped_state_is_the_per_layer_composition(pool, bottom, top, transitio
     head_from = lang if top > 0 else math
     assert state["lm_head.weight"].equal(head_from["lm_head.weight"])
     assert solution.info["layers"] == sources
+    math_ends = method(
+        _context(pool, {"math": "math", "language": "lang"}),
+        bottom=bottom, top=top, transition=transition, embeddings="math",
+    ).state  # fmt: skip
+    assert math_ends["model.embed_tokens.weight"].equal(math["model.embed_tokens.weight"])
     # the third expert of the pool plays no part
     other = pool.expert_state("other")
     assert not any(state[n].equal(other[n]) for n in state if state[n].ndim == 2)  # norms: ones

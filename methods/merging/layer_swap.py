@@ -15,14 +15,16 @@ buffers the swapped layers from the math layers). With L layers, layer i is
 (no upper transition zone when ``top`` is 0). At least one layer must stay the math
 expert's. The counts are hyperparameters chosen on validation (the paper tunes them per
 language on a small grid); the grid here suits the small models of minimath and is
-overridden with ``--set`` for larger ones.
+overridden with ``--set`` for larger ones (every grid point leaves a math layer in a
+model of six layers or more).
 
-Tensors outside the layers follow their neighbouring layer: the token embeddings come
-from the expert of layer 0 and the final norm and LM head from the expert of layer L − 1
-(the language expert in the paper's configurations, which swap both ends; the math
-expert's when ``top`` is 0). This is our reading of the paper's Figure 1 (the swapped
-blocks are the model's ends, input and output included); we could not check its
-appendix offline, so it is stated here rather than claimed as the paper's.
+Tensors outside the layers: the token embeddings come from the expert ``embeddings``
+names (the language expert by default: the input end belongs to the language, as in the
+paper's Figure 1, where the swapped bottom block starts at the input), so ``bottom = 0``
+swaps the embedding layer alone; the final norm and LM head follow layer L − 1 (the
+language expert's when ``top`` > 0, else the math expert's). The paper's text on the
+non-transformer parameters could not be checked offline; this is our reading, stated
+here rather than claimed as the paper's.
 
 Which pool expert plays which part comes from the suite's ``roles`` (``{"math": ...,
 "language": ...}``) unless ``math_expert`` / ``language_expert`` name them; a suite
@@ -44,13 +46,15 @@ from harness.registry import Param, register_method
 LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 BOTTOM = Param(1, help="transformer layers at the bottom taken from the language expert",
-               low=0, high=1024, grid=[1, 2])  # fmt: skip
+               low=0, high=1024, grid=[0, 1, 2])  # fmt: skip
 TOP = Param(1, help="transformer layers at the top taken from the language expert",
-            low=0, high=1024, grid=[0, 1, 2])  # fmt: skip
+            low=0, high=1024, grid=[0, 1])  # fmt: skip
 TRANSITION = Param(1, help="layers averaging both experts inside each swapped block",
                    low=0, high=1024, grid=[0, 1])  # fmt: skip
 MATH_EXPERT = Param(None, help="the pool's task expert (default: the suite's math role)",
                     nullable=True)  # fmt: skip
+EMBEDDINGS = Param("language", help="which expert the token embeddings come from",
+                   choices=["language", "math"])  # fmt: skip
 LANGUAGE_EXPERT = Param(None, help="the pool's language expert (default: the suite's role)",
                         nullable=True)  # fmt: skip
 
@@ -117,6 +121,7 @@ def roles(context: MethodContext, math_expert: str | None, language_expert: str 
         "bottom": BOTTOM,
         "top": TOP,
         "transition": TRANSITION,
+        "embeddings": EMBEDDINGS,
         "math_expert": MATH_EXPERT,
         "language_expert": LANGUAGE_EXPERT,
     },
@@ -130,6 +135,7 @@ def layer_swap(
     bottom: int,
     top: int,
     transition: int,
+    embeddings: str = "language",
     math_expert: str | None = None,
     language_expert: str | None = None,
 ) -> Solution:
@@ -149,8 +155,8 @@ def layer_swap(
         for name, index in zip(pool.names, indices):
             if not pool.is_mergeable(name):
                 continue
-            if index is None:  # embeddings follow layer 0; final norm and head the last
-                source = sources[0] if "embed" in name else sources[-1]
+            if index is None:  # the embeddings as chosen; final norm and head as the last layer
+                source = embeddings if "embed" in name else sources[-1]
             else:
                 source = sources[index]
             if source == "math":
@@ -163,5 +169,10 @@ def layer_swap(
                 ) / 2
     return Solution(
         state=pool.output_state(merged),
-        info={"math_expert": math, "language_expert": language, "layers": sources},
+        info={
+            "math_expert": math,
+            "language_expert": language,
+            "embeddings": embeddings,
+            "layers": sources,
+        },
     )

@@ -3,8 +3,8 @@
 The tokenizer is word-level (``tokenizers``' WordLevel over whitespace-split words),
 trained on the generated corpus of both languages and wrapped as transformers'
 ``PreTrainedTokenizerFast``; every number 0..200 is one token, so generated answers
-decode to GSM8K's ``#### N`` text exactly. The base is a ``LlamaForCausalLM`` (8 layers,
-hidden 128: bottom, middle and top layers for layer swapping) pretrained from scratch by
+decode to GSM8K's ``#### N`` text exactly. The base is a ``LlamaForCausalLM`` (6 layers,
+hidden 64: bottom, middle and top layers for layer swapping) pretrained from scratch by
 next-token prediction on :func:`data.pretraining_corpus`. Each expert is the whole base
 fine-tuned on its task's train split (the validation carve left out) with the loss on the
 answer tokens (supervised fine-tuning on ``Question: q Answer: a<eos>``); the language
@@ -31,14 +31,20 @@ IGNORE = -100
 
 @dataclass(frozen=True)
 class Recipe:
-    layers: int = 8
-    hidden: int = 128
+    layers: int = 6
+    hidden: int = 64
     heads: int = 4
-    pretrain_documents: int = 40_000
-    pretrain_steps: int = 2400
-    pretrain_lr: float = 2e-3
-    finetune_steps: int = 500
+    pretrain_documents: int = 30_000
+    pretrain_steps: int = 1500
+    pretrain_lr: float = 3e-3
+    finetune_steps: int = 300
     finetune_lr: float = 1e-3
+    #: what the experts leave as the base's: the LM head always; the token embeddings too,
+    #: except for the language expert, which learns its language's embeddings
+    freeze_embeddings: bool = True
+    #: the language expert's transformer learns at this fraction of its embeddings' rate:
+    #: it learns its language mostly as word embeddings in the base's feature space
+    language_body_lr_scale: float = 0.1
     lang2_text_share: float = 0.5  # fraction of the lang2 expert's batches that is L2 text
     batch_size: int = 32
     train_examples: int = 4000  # per task (math_l2: only to carve its validation split)
@@ -170,23 +176,37 @@ def train(
     recipe: Recipe,
     pad_id: int,
     salt: str,
+    frozen: Sequence[str] = (),
+    body_lr_scale: float = 1.0,
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Train ``model`` for ``steps`` batches drawn from ``parts`` ((data, share) pairs:
-    each batch is one part's, chosen with the shares' probabilities); returns its state."""
+    each batch is one part's, chosen with the shares' probabilities); parameters whose
+    name contains one of ``frozen`` stay as they are, and everything but the token
+    embeddings learns at ``body_lr_scale`` × ``lr``. Returns the state."""
     model.train()
     salt_value = sum(map(ord, salt))
     generator = np.random.default_rng([recipe.seed, salt_value])
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": recipe.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=lr,
-        betas=(0.9, 0.98),
-    )
+    trained = [(n, p) for n, p in model.named_parameters() if not any(f in n for f in frozen)]
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(any(name == n for n, _ in trained))
+    groups = []
+    for embedding in (True, False):
+        for decays in (True, False):
+            params = [
+                p
+                for n, p in trained
+                if ("embed_tokens" in n) == embedding and (p.ndim >= 2) == decays
+            ]
+            if params:
+                groups.append(
+                    {
+                        "params": params,
+                        "lr": lr if embedding else lr * body_lr_scale,
+                        "weight_decay": recipe.weight_decay if decays else 0.0,
+                    }
+                )
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
     warmup = max(1, int(recipe.warmup * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -207,7 +227,7 @@ def train(
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
         optimizer.step()
         schedule.step()
     model.eval()

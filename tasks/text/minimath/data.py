@@ -19,7 +19,7 @@ Tasks (each example a ``question`` and an ``answer`` in GSM8K's form, the answer
 - ``lang2``: reading comprehension in L2: a short L2 story about quantities changing hands,
   and a question about who did what / how many of something someone first had; the answer
   is a word or number of the story.
-- ``order``: a symbolic skill in L1: sort 3–5 numbers ascending.
+- ``kind``: a symbolic skill in L1: the kind (name, thing, place, quality) of two words.
 - ``math_l2``: ``math``'s problems written in L2. No expert is trained on it: it is the
   cross-lingual target (MGSM's role), solvable by composing the math expert's skill with
   the language expert's L2.
@@ -48,9 +48,10 @@ FUNCTION_WORDS = [
     "then", "more", "how", "many", "does", "now", "after", "first", "each", "box", "holds",
     "boxes", "bag", "bags", "of", "in", "at", "is", "are", "a", "who", "what", "did", "sort",
     "numbers", "from", "small", "large", "it", "they", "day", "every", "morning", "later",
-    "some", "friend", "his", "her", "plays", "reads", "keeps", "brings", "counts",
+    "some", "friend", "his", "her", "plays", "reads", "keeps", "brings", "counts", "do",
+    "kind", "word", "name", "thing", "place", "quality",
 ]  # fmt: skip
-MARKUP = ["Question:", "Answer:", "####", "+", "-", "*", "=", ".", "?", ","]
+MARKUP = ["Question:", "Answer:", "####", "+", "-", "*", "=", ".", "?", ",", ":"]
 MAX_NUMBER = 100  # every integer 0..MAX_NUMBER is one shared token
 
 
@@ -149,28 +150,27 @@ def reading_item(rng: random.Random) -> Example:
         f"{first} has {a} {thing} . {second} has {b} {other} . "
         f"at the {place} {first} {verb} some {thing} ."
     )
-    kind = rng.choice(["who_verb", "first_had", "where", "what_thing"])
+    kind = rng.choice(["who_verb", "how_many", "what_thing"])
     if kind == "who_verb":
         return Example(f"{story} who {verb} {thing} ?", f"{first} {verb} {thing} #### {first}")
-    if kind == "first_had":
+    if kind == "how_many":
         return Example(
             f"{story} how many {other} does {second} have ?", f"{second} has {b} {other} #### {b}"
-        )
-    if kind == "where":
-        return Example(
-            f"{story} what did {first} do ?", f"{first} {verb} {thing} #### {verb.split()[0]}"
         )
     return Example(f"{story} what does {second} have ?", f"{second} has {other} #### {other}")
 
 
-# ---------------------------------------------------------------------------- order
-def order_item(rng: random.Random) -> Example:
-    count = rng.randint(3, 5)
-    numbers = rng.sample(range(0, MAX_NUMBER), count)
-    ordered = " ".join(map(str, sorted(numbers)))
+# ---------------------------------------------------------------------------- kind
+KINDS = {"name": NAMES, "thing": THINGS, "place": PLACES, "quality": ADJECTIVES}
+
+
+def kind_item(rng: random.Random) -> Example:
+    """A symbolic skill in L1: which kind of word each of two words is."""
+    first, second = rng.sample(list(KINDS), 2)
+    a, b = rng.choice(KINDS[first]), rng.choice(KINDS[second])
     return Example(
-        f"sort the numbers from small to large : {' '.join(map(str, numbers))}",
-        f"{ordered} #### {ordered}",
+        f"what kind of word is {a} and what kind is {b} ?",
+        f"{a} is a {first} and {b} is a {second} #### {first} {second}",
     )
 
 
@@ -268,12 +268,14 @@ TASKS: dict[str, TaskSpec] = {
     "lang2": TaskSpec(
         reading_item, True, r"#### (\S+)", "reading comprehension in L2 (words and numbers)"
     ),
-    "order": TaskSpec(order_item, False, r"#### ([0-9 ]+)", "sort 3-5 numbers (L1)"),
+    "kind": TaskSpec(
+        kind_item, False, r"#### (\S+ \S+)", "the kinds of two words (name, thing, ...; L1)"
+    ),
     "math_l2": TaskSpec(
         math_problem, True, r"#### (\-?[0-9\.\,]+)", "math's word problems written in L2"
     ),
 }
-EXPERT_TASKS = ("math", "lang2", "order")
+EXPERT_TASKS = ("math", "lang2", "kind")
 #: The cross-lingual target and its parents: the math skill's expert, the language's expert
 CROSS_LINGUAL = {"math_l2": ("math", "lang2")}
 

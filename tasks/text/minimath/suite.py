@@ -5,7 +5,7 @@ The offline counterpart of the LLM suites (GSM8K, MGSM): the harness builds a sm
 (data.py: L2 is a seeded bijective relexification of L1; digits and markup are shared),
 then fine-tunes three experts of that base (build.py): ``math`` (L1 arithmetic word
 problems, answers in GSM8K's ``#### N`` form), ``lang2`` (L2 reading comprehension, plus
-generic L2 text) and ``order`` (sorting numbers). The build is cached under the harness
+generic L2 text) and ``kind`` (the kind of a word). The build is cached under the harness
 cache keyed by the recipe and the library versions; later runs load in seconds.
 
 Every task is scored by lm-eval through the same code path as ``gsm8k``
@@ -51,6 +51,15 @@ EVAL_BATCH = 64  # sequences per lm-eval generation batch
 MAX_GEN_TOKS = 40  # the longest answer (two-step math, five sorted numbers) is ~22 tokens
 LIBRARIES = ("torch", "transformers", "tokenizers")
 SPLIT_FILES = ("train", "validation", "test")
+
+
+def frozen_in(task: str) -> tuple[str, ...]:
+    """What the expert of ``task`` leaves as the base's (recipe ``freeze_embeddings``): the
+    LM head, and the token embeddings unless it is the language expert, which learns the
+    embeddings of its language's words (the part of a language a relexification changes)."""
+    if not RECIPE.freeze_embeddings:
+        return ()
+    return ("lm_head",) if task == MiniMath.roles["language"] else ("embed_tokens", "lm_head")
 
 
 def lm_task_name(task: str) -> str:
@@ -231,6 +240,10 @@ class MiniMath(Suite):
                     recipe=RECIPE,
                     pad_id=pad,
                     salt=task,
+                    frozen=frozen_in(task),
+                    body_lr_scale=(
+                        RECIPE.language_body_lr_scale if task == self.roles["language"] else 1.0
+                    ),
                     progress=progress,
                 )
                 return {f"{task}.safetensors": state}
