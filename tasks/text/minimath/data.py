@@ -19,7 +19,7 @@ Tasks (each example a ``question`` and an ``answer`` in GSM8K's form, the answer
 - ``lang2``: reading comprehension in L2: a short L2 story about quantities changing hands,
   and a question about who did what / how many of something someone first had; the answer
   is a word or number of the story.
-- ``kind``: a symbolic skill in L1: the kind (name, thing, place, quality) of two words.
+- ``kind``: a symbolic skill in L1: the kind (name, thing, place, quality) of each of three words.
 - ``math_l2``: ``math``'s problems written in L2. No expert is trained on it: it is the
   cross-lingual target (MGSM's role), solvable by composing the math expert's skill with
   the language expert's L2.
@@ -165,12 +165,12 @@ KINDS = {"name": NAMES, "thing": THINGS, "place": PLACES, "quality": ADJECTIVES}
 
 
 def kind_item(rng: random.Random) -> Example:
-    """A symbolic skill in L1: which kind of word each of two words is."""
-    first, second = rng.sample(list(KINDS), 2)
-    a, b = rng.choice(KINDS[first]), rng.choice(KINDS[second])
+    """A symbolic skill in L1: which kind of word each of three words is."""
+    kinds = [rng.choice(list(KINDS)) for _ in range(3)]
+    given = [rng.choice(KINDS[kind]) for kind in kinds]
     return Example(
-        f"what kind of word is {a} and what kind is {b} ?",
-        f"{a} is a {first} and {b} is a {second} #### {first} {second}",
+        f"what kind of word is each of {' '.join(given)} ?",
+        f"{' , '.join(f'{w} is a {k}' for w, k in zip(given, kinds))} #### {' '.join(kinds)}",
     )
 
 
@@ -269,7 +269,7 @@ TASKS: dict[str, TaskSpec] = {
         reading_item, True, r"#### (\S+)", "reading comprehension in L2 (words and numbers)"
     ),
     "kind": TaskSpec(
-        kind_item, False, r"#### (\S+ \S+)", "the kinds of two words (name, thing, ...; L1)"
+        kind_item, False, r"#### (\S+ \S+ \S+)", "the kinds of three words (name, thing, ...; L1)"
     ),
     "math_l2": TaskSpec(
         math_problem, True, r"#### (\-?[0-9\.\,]+)", "math's word problems written in L2"
