@@ -2,15 +2,18 @@
 
 The tokenizer is word-level (``tokenizers``' WordLevel over whitespace-split words),
 trained on the generated corpus of both languages and wrapped as transformers'
-``PreTrainedTokenizerFast``; every number 0..200 is one token, so generated answers
+``PreTrainedTokenizerFast``; every number 0..100 is one token, so generated answers
 decode to GSM8K's ``#### N`` text exactly. The base is a ``LlamaForCausalLM`` (6 layers,
 hidden 64: bottom, middle and top layers for layer swapping) pretrained from scratch by
-next-token prediction on :func:`data.pretraining_corpus`. Each expert is the whole base
+next-token prediction on :func:`data.pretraining_corpus`. Each expert is the base
 fine-tuned on its task's train split (the validation carve left out) with the loss on the
-answer tokens (supervised fine-tuning on ``Question: q Answer: a<eos>``); the language
-expert's batches also hold L2 continuation text (loss on every token), as the paper's
-language experts are trained on generic target-language data. AdamW, linear warm-up then
-linear decay. Everything is seeded: the same recipe gives the same bytes.
+answer tokens (supervised fine-tuning on ``Question: q Answer: a<eos>``). The experts
+train the transformer layers and keep the base's LM head, so their outputs stay in one
+space; the task experts also keep the base's token embeddings, while the language expert
+learns them (a relexified language differs from L1 only in its words). Its batches also hold L2 continuation text
+(loss on every token), as the paper's language experts are trained on generic
+target-language data. AdamW, linear warm-up then linear decay. Everything is seeded: the
+same recipe gives the same bytes.
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ class Recipe:
     #: what the experts leave as the base's: the LM head always; the token embeddings too,
     #: except for the language expert, which learns its language's embeddings
     freeze_embeddings: bool = True
-    #: the language expert's transformer learns at this fraction of its embeddings' rate:
-    #: it learns its language mostly as word embeddings in the base's feature space
-    language_body_lr_scale: float = 0.1
+    #: the language expert's transformer learns at this fraction of its embeddings' rate
+    #: (0.1 kept the new embeddings in the base's feature space but left the expert unable
+    #: to learn its task's answer form: 0% on lang2)
+    language_body_lr_scale: float = 1.0
     lang2_text_share: float = 0.5  # fraction of the lang2 expert's batches that is L2 text
     batch_size: int = 32
     train_examples: int = 4000  # per task (math_l2: only to carve its validation split)
