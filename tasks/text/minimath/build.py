@@ -10,8 +10,9 @@ fine-tuned on its task's train split (the validation carve left out) with the lo
 answer tokens (supervised fine-tuning on ``Question: q Answer: a<eos>``). The experts
 train the transformer layers and keep the base's LM head, so their outputs stay in one
 space; the task experts also keep the base's token embeddings, while the language expert
-learns them (a relexified language differs from L1 only in its words). Its batches also hold L2 continuation text
-(loss on every token), as the paper's language experts are trained on generic
+learns them (a relexified language differs from L1 only in its words). Its batches also
+hold L2 continuation text (loss on every token), as the paper's language experts are
+trained on generic
 target-language data. AdamW, linear warm-up then linear decay. Everything is seeded: the
 same recipe gives the same bytes.
 """
