@@ -12,9 +12,8 @@ train the transformer layers and keep the base's LM head, so their outputs stay 
 space; the task experts also keep the base's token embeddings, while the language expert
 learns them (a relexified language differs from L1 only in its words). Its batches also
 hold L2 continuation text (loss on every token), as the paper's language experts are
-trained on generic
-target-language data. AdamW, linear warm-up then linear decay. Everything is seeded: the
-same recipe gives the same bytes.
+trained on generic target-language data. AdamW, linear warm-up then linear decay.
+Everything is seeded: the same recipe gives the same bytes.
 """
 
 from __future__ import annotations
