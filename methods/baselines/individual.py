@@ -21,10 +21,11 @@ from harness.registry import register_method
 )
 def individual(context: MethodContext) -> Solution:
     pool = context.pool
-    composed = context.suite.reference_experts
 
     def expert_of(task: str) -> str:
-        return composed[task][0] if task in composed else task
+        if task in pool.experts:
+            return task
+        return context.suite.reference_experts[task][0]  # a task composed of experts
 
     return Solution(
         task_states=lambda task: pool.output_state(pool.expert_state(expert_of(task))),
