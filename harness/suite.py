@@ -31,10 +31,13 @@ SPLITS = ("train", "validation", "test")
 
 #: What a suite may offer methods beyond its weights (``Suite.provides``, ``needs=``):
 #: "batches": (inputs, labels) of train/validation and unlabelled test inputs;
-#: "heads": one frozen module per task mapping backbone outputs to class logits.
+#: "heads": one frozen module per task mapping backbone outputs to class logits;
+#: "roles": which expert plays which part in a composition (``Suite.roles``: the task
+#: expert and the language expert of cross-lingual layer swapping).
 CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
+    "roles": "expert roles (which expert is the task expert and which the language expert)",
 }
 
 
@@ -109,6 +112,9 @@ class Suite(ABC):
     #: pool holds those experts; a task's individual reference is the best of them on it,
     #: and the ``individual`` baseline scores it with the first (the task-skill expert).
     reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Which pool expert plays which part in a composition (``provides`` "roles"), e.g.
+    #: ``{"math": "math", "language": "lang2"}`` for layer swapping.
+    roles: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context

@@ -78,6 +78,9 @@ IDENTITIES: dict[str, tuple[str, dict[str, Any], str]] = {
     # not, must stay the base
     "iso_c": ("all", {"scaling": 0.0}, "base"),
     "iso_cts": ("all", {"scaling": 0.0}, "base"),
+    # swapping layers between identical experts gives that expert back
+    "layer_swap": ("same", {}, "experts"),
+    "checkpoint_average": ("same", {}, "experts"),
 }
 
 

@@ -62,6 +62,9 @@ def _head(task: str) -> torch.nn.Linear:
 
 class TinySuite(ClassificationSuite):
     tasks = list(CLASSES)
+    # roles for compositions (layer_swap): the contract runs every method here
+    provides = ClassificationSuite.provides | {"roles"}
+    roles = {"math": "a", "language": "b"}
 
     def prepare(self) -> None:
         self.data = {task: _task_data(task) for task in CLASSES}

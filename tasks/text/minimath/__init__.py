@@ -1,0 +1,1 @@
+"""minimath: a built small Llama with math, second-language and sorting experts, lm-eval scored."""
