@@ -43,9 +43,6 @@ from tasks.text.minitext import data as data
 RECIPE = build.Recipe()
 BUILD_VERSION = 2  # bump when the build's code changes meaning
 EVAL_BATCH = 128  # examples per batch; length buckets keep padding small
-#: Validation rows per task that selection scores (a fixed sample of the 10% carve): every
-#: hyperparameter candidate is scored on them, so this sets a warm run's selection time.
-MAX_VALIDATION = 240
 LIBRARIES = ("torch", "transformers", "tokenizers", build.MODEL_PACKAGE, *data.PIP_PACKAGES)
 
 
@@ -87,12 +84,6 @@ class MiniText(ClassificationSuite):
 
     tasks = list(data.TASKS)
     metric = "accuracy"
-    splits = {
-        "train": "90% of each task's train examples (fixed seed 42); experts train on it",
-        "validation": f"a fixed sample of at most {MAX_VALIDATION} examples of the other 10% "
-        "(selection happens here)",
-        "test": f"each task's test examples, at most {build.Recipe.max_test}",
-    }
 
     # ------------------------------------------------------------------ building
     def _key(self) -> str:
@@ -208,7 +199,7 @@ class MiniText(ClassificationSuite):
             if split == "test":
                 self._tokens[(task, split)] = whole
             else:
-                train, validation = validation_indices(len(whole), max_validation=MAX_VALIDATION)
+                train, validation = validation_indices(len(whole))
                 self._tokens[(task, "train")] = whole.subset(train)
                 self._tokens[(task, "validation")] = whole.subset(validation)
         return self._tokens[(task, split)]
