@@ -84,6 +84,11 @@ class MiniText(ClassificationSuite):
 
     tasks = list(data.TASKS)
     metric = "accuracy"
+    splits = {
+        "train": "90% of each task's train examples (fixed seed 42); experts train on it",
+        "validation": "the other 10% (selection happens here)",
+        "test": f"each task's test examples, at most {build.Recipe.max_test}",
+    }
 
     # ------------------------------------------------------------------ building
     def _key(self) -> str:
