@@ -112,6 +112,10 @@ class Suite(ABC):
     #: pool holds those experts; a task's individual reference is the best of them on it,
     #: and the ``individual`` baseline scores it with the first (the task-skill expert).
     reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Whether each task is one expert of the pool (mini8, GLUE). False where tasks are
+    #: scored capabilities and the experts come from options (crosseval): a method that
+    #: needs exactly N experts is then checked on the pool, not on the task count.
+    tasks_are_experts: ClassVar[bool] = True
     #: Which pool expert plays which part in a composition (``provides`` "roles"), e.g.
     #: ``{"math": "math", "language": "lang2"}`` for layer swapping.
     roles: ClassVar[Mapping[str, str]] = {}

@@ -280,3 +280,14 @@ def test_a_malformed_dataset_stops_the_command_in_one_line(tmp_path, monkeypatch
     )  # fmt: skip
     assert code == 2 and err.count("\n") == 1
     assert "lacks the column(s) l2_category" in err and not (tmp_path / "out").exists()
+
+
+def test_expert_count_is_checked_on_the_pool_not_on_the_capabilities() -> None:
+    """crosseval's 14 tasks are capabilities, not experts: a two-expert method (slerp)
+    passes the up-front check there; on a suite whose tasks are its experts it is refused."""
+    from harness.errors import HarnessError
+    from harness.run.runner import RunSpec
+
+    RunSpec(method="slerp", suite="crosseval", select="defaults").entries()
+    with pytest.raises(HarnessError, match="slerp"):
+        RunSpec(method="slerp", suite="mini8", select="defaults").entries()

@@ -74,7 +74,15 @@ class RunSpec:
         if missing:
             raise HarnessError(cannot_apply(self.method, self.suite, missing))
         tasks = self.only or list(getattr(suite.obj, "tasks", []))
-        if method.experts is not None and tasks and len(tasks) != method.experts:
+        # up front only where tasks are the pool's experts; otherwise the method checks
+        # the pool itself once it is loaded (require_experts)
+        one_expert_per_task = suite.obj.tasks_are_experts and not suite.obj.reference_experts
+        if (
+            one_expert_per_task
+            and method.experts is not None
+            and tasks
+            and len(tasks) != method.experts
+        ):
             found = f"{self.suite} would give it {len(tasks)}"
             raise HarnessError(wrong_expert_count(self.method, method.experts, found))
         return method, suite

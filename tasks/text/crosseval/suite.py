@@ -108,6 +108,7 @@ class CrossEval(Suite):
 
     tasks = [*data.INDIVIDUAL, *data.CROSS]  # individual first: parents score before crosses
     metric = "score"
+    tasks_are_experts = False  # experts come from options; capabilities are scored
 
     def __init__(self, context: SuiteContext) -> None:
         super().__init__(context)
