@@ -251,17 +251,19 @@ def cached_directory(
     remove_stale_temporaries(namespace_dir)
     lock = namespace_dir / f".{key}{_LOCK_SUFFIX}"
     with _exclusive(lock, on_wait):
-        # another process may have finished it while this one waited: never rebuild a
-        # directory in place, since someone may be reading it
-        if not final.is_dir():
-            if resumable:
-                partial = namespace_dir / f".{key}{_PARTIAL_SUFFIX}"
-                partial.mkdir(exist_ok=True)
-                build(partial)
-                os.replace(partial, final)
-            else:
-                with atomic_path(final) as temporary:
-                    temporary.mkdir()
-                    build(temporary)
-        lock.unlink(missing_ok=True)
+        try:
+            # another process may have finished it while this one waited: never rebuild
+            # a directory in place, since someone may be reading it
+            if not final.is_dir():
+                if resumable:
+                    partial = namespace_dir / f".{key}{_PARTIAL_SUFFIX}"
+                    partial.mkdir(exist_ok=True)
+                    build(partial)
+                    os.replace(partial, final)
+                else:
+                    with atomic_path(final) as temporary:
+                        temporary.mkdir()
+                        build(temporary)
+        finally:  # a waiter holding the old lock file re-checks it (see _exclusive)
+            lock.unlink(missing_ok=True)
     return final
