@@ -11,13 +11,18 @@ straight through.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
+from harness.cache import atomic_path
 from harness.progress import note
+
+#: A stage's output: file name (relative to the build directory) → raw bytes, or a
+#: tensor dict saved as safetensors.
+StageFiles = Mapping[str, "dict[str, torch.Tensor] | bytes"]
 
 T = TypeVar("T")
 
@@ -59,3 +64,32 @@ def make_stage(suite: str, label: str, seed: int, make: Callable[[], T]) -> T:
     seconds = time.perf_counter() - started
     note(f"{suite}: {label} done in {seconds:.{0 if seconds >= 10 else 1}f} s")
     return made
+
+
+def save_stage(directory: Path, files: StageFiles) -> None:
+    """Write a stage's files, each atomically (so a file that exists is finished)."""
+    from safetensors.torch import save_file
+
+    for file_name, content in files.items():
+        path = directory / file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            if isinstance(content, bytes):
+                temporary.write_bytes(content)
+            else:
+                save_file(content, str(temporary))
+
+
+def build_stage(
+    suite: str,
+    directory: Path,
+    expected: Sequence[Path],
+    label: str,
+    seed: int,
+    make: Callable[[], StageFiles],
+) -> None:
+    """Make one stage's files with :func:`make_stage` and save them, unless an earlier
+    run finished them (every ``expected`` file exists)."""
+    if all(path.is_file() for path in expected):
+        return
+    save_stage(directory, make_stage(suite, label, seed, make))

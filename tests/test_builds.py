@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import cache, progress, threads
 
@@ -298,3 +299,25 @@ def test_a_second_build_of_the_same_key_waits_and_reuses_the_first(
     assert waited == [1] and len(builds) == 1
     assert results == [tmp_path / "n" / "k"] * 2
     assert sorted(p.name for p in (tmp_path / "n").iterdir()) == ["k"]
+
+
+def test_build_stage_writes_bytes_and_tensors_and_skips_a_finished_stage(tmp_path):
+    from safetensors.torch import load_file
+
+    from harness.staged_build import build_stage
+
+    calls = []
+
+    def make():
+        calls.append(torch.rand(1))  # seeded: the same draw every time
+        return {"sub/data.bin": b"abc", "w.safetensors": {"w": torch.arange(3.0)}}
+
+    expected = [tmp_path / "sub" / "data.bin", tmp_path / "w.safetensors"]
+    build_stage("suite", tmp_path, expected, "stage", 7, make)
+    assert (tmp_path / "sub" / "data.bin").read_bytes() == b"abc"
+    assert load_file(str(tmp_path / "w.safetensors"))["w"].tolist() == [0.0, 1.0, 2.0]
+    build_stage("suite", tmp_path, expected, "stage", 7, make)  # finished: not made again
+    assert len(calls) == 1
+    (tmp_path / "w.safetensors").unlink()
+    build_stage("suite", tmp_path, expected, "stage", 7, make)
+    assert len(calls) == 2 and torch.equal(calls[0], calls[1])

@@ -33,13 +33,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from harness.cache import atomic_path, cache_dir, cached_directory, content_key, file_sha256
+from harness.cache import cache_dir, cached_directory, content_key, file_sha256
 from harness.progress import note
 from harness.registry import register_suite
 from harness.splits import validation_indices
-from harness.staged_build import make_stage, run_stages
+from harness.staged_build import build_stage, run_stages
 from harness.suite import Artifact, Suite
 from harness.weights.pool import Checkpoint, ExpertPool
 from tasks.text.minimath import build as build
@@ -371,14 +371,4 @@ def _stage(
 ) -> None:
     """Make one build stage's files unless an earlier run finished them (seeded by the
     recipe alone; each file written atomically)."""
-    if _done(directory, name):
-        return
-    files = make_stage("minimath", label, RECIPE.seed, make)
-    for file_name, content in files.items():
-        path = directory / file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as temporary:
-            if isinstance(content, bytes):
-                temporary.write_bytes(content)
-            else:
-                save_file(content, str(temporary))
+    build_stage("minimath", directory, _stage_files(directory, name), label, RECIPE.seed, make)

@@ -20,9 +20,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from harness.cache import atomic_path, cached_directory, content_key, file_sha256
+from harness.cache import cached_directory, content_key, file_sha256
 from harness.evaluation.text import (
     TokenizedSplit,
     attention_mask,
@@ -34,7 +34,7 @@ from harness.evaluation.zeroshot import ZeroShotHead
 from harness.progress import note
 from harness.registry import register_suite
 from harness.splits import validation_indices
-from harness.staged_build import make_stage, run_stages
+from harness.staged_build import build_stage, run_stages
 from harness.suite import Artifact, ClassificationSuite
 from harness.weights.pool import Checkpoint, ExpertPool
 from tasks.text.minitext import build as build
@@ -302,20 +302,9 @@ def _stage(
     make: Callable[[], Mapping[str, dict[str, torch.Tensor] | bytes]],
     label: str,
 ) -> None:
-    """Make one build stage's files unless an earlier run finished them.
-
-    ``make`` runs from the global RNG seeded with the recipe's seed, and the caller's RNG
-    state is restored afterwards, so a stage's bytes do not depend on what ran before it.
-    """
-    if _done(directory, name):
-        return
-    files = make_stage("minitext", label, RECIPE.seed, make)
-    for file_name, content in files.items():
-        with atomic_path(directory / file_name) as temporary:
-            if isinstance(content, bytes):
-                temporary.write_bytes(content)
-            else:
-                save_file(content, str(temporary))
+    """Make one build stage's files unless an earlier run finished them (seeded by the
+    recipe alone; each file written atomically)."""
+    build_stage("minitext", directory, _stage_files(directory, name), label, RECIPE.seed, make)
 
 
 def _head(path: Path) -> ZeroShotHead:
