@@ -75,3 +75,22 @@ def test_epochs_are_seeded_permutations():
     assert len(order) == 7
     assert sorted(order[:3]) == [0, 1, 2] and sorted(order[3:6]) == [0, 1, 2]
     assert order == epoch_order(3, 7, torch.Generator().manual_seed(0))
+
+
+def test_batches_of_one_shape_run_in_one_call_and_split_back():
+    from harness.distillation.batching import chunks, forward_batches
+
+    calls = []
+
+    def model(x):
+        calls.append(len(x))
+        return 2 * x
+
+    parts = [torch.ones(2, 3), torch.zeros(1, 3)]
+    outputs = forward_batches(model, parts, torch.device("cpu"))
+    assert calls == [3] and [o.shape[0] for o in outputs] == [2, 1]
+    assert torch.equal(outputs[0], 2 * parts[0])
+    calls.clear()
+    forward_batches(model, [torch.ones(2, 3), torch.ones(2, 4)], torch.device("cpu"))
+    assert calls == [2, 2]  # different lengths: one call each
+    assert chunks([3, 3, 3, 5, 1], 6) == [[0, 1], [2], [3, 4]]

@@ -2,7 +2,8 @@
 
     student θ ← init (pretrained, or a merge)
     for each step s < steps:
-        for each task t: one planned train batch x_t (inputs only, unless a label term)
+        for each task t: one planned train batch x_t (inputs only, unless a label term;
+                         the tasks' batches go through the student in one call)
             out_t = head_t(f(x_t; θ))   (logit targets)   or   f(x_t; θ)   (features)
             L_t   = (1 − α) · loss(out_t, target_t(x_t)) + α · CE(head_t(f(x_t; θ)), y_t)
         θ ← AdamW step on (1/T) Σ_t L_t, learning rate on a linear-warmup + cosine schedule
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from harness.distillation.batching import forward_batches
 from harness.distillation.budget import Budget, plan
 from harness.distillation.student import initial_state
 from harness.distillation.teachers import Teaching, teacher_targets
@@ -157,23 +159,26 @@ def distil(
             bar = progress_bar(range(budget.steps), desc=name, enabled=context.progress)
             for step in bar:
                 optimizer.zero_grad(set_to_none=True)
-                total = 0.0
-                for task in context.tasks:
-                    index = data[task].order[step]
-                    inputs, labels = data[task].batches[index]
-                    features = student(inputs.to(context.device))
+                indices = [data[task].order[step] for task in context.tasks]
+                batches = [data[t].batches[i] for t, i in zip(context.tasks, indices)]
+                inputs = [x for x, _ in batches]
+                outputs = forward_batches(student, inputs, context.device)  # one call
+                total = torch.zeros((), device=context.device)
+                for task, index, features, (x, labels) in zip(
+                    context.tasks, indices, outputs, batches
+                ):
                     logits = task_heads[task](features)
                     output = logits if teaching.target == "logits" else features
                     term = loss(output, targets.outputs[(task, index)])
                     if label_weight > 0:
                         hard = F.cross_entropy(logits.float(), labels.to(context.device))
                         term = (1.0 - label_weight) * term + label_weight * hard
-                    (term / len(context.tasks)).backward()  # per task: one graph at a time
-                    total += float(term.detach()) / len(context.tasks)
-                    seen += len(inputs)
+                    total = total + term / len(context.tasks)
+                    seen += len(x)
+                total.backward()
                 optimizer.step()
                 scheduler.step()
-                losses.append(total)
+                losses.append(float(total.detach()))
             student.eval()
         learned = {k: v.detach().cpu() for k, v in student.state_dict().items() if k in names}
     costs.update(

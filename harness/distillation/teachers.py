@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.distillation.batching import chunks, forward_batches
 from harness.distillation.budget import TaskData
 from harness.errors import HarnessError
 from harness.method import MethodContext
 from harness.progress import progress_bar
 
 TARGETS = ("logits", "features")
+CHUNK = 512  # inputs per teacher call: planned batches are concatenated up to this
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,16 @@ def teacher_targets(
         with torch.no_grad():
             for task in taught:
                 head = context.head(task) if teaching.target == "logits" else None
-                for index in data[task].used:
-                    inputs = data[task].batches[index][0].to(context.device)
-                    output = model(inputs)
-                    if head is not None:
-                        output = head(output)
-                    output = output.float()
-                    key = (task, index)
-                    sums[key] = sums[key] + output if key in sums else output
-                    forward += len(inputs)
+                used = data[task].used
+                inputs = [data[task].batches[index][0] for index in used]
+                for group in chunks([len(x) for x in inputs], CHUNK):
+                    part = [inputs[i] for i in group]
+                    outputs = forward_batches(model, part, context.device)
+                    for i, output in zip(group, outputs):
+                        output = (head(output) if head is not None else output).float()
+                        key = (task, used[i])
+                        sums[key] = sums[key] + output if key in sums else output
+                    forward += sum(len(x) for x in part)
         del model
     outputs = {key: total / len(teachers[key[0]]) for key, total in sums.items()}
     return Targets(outputs, forward, teachers)
