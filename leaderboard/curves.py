@@ -16,8 +16,8 @@ from markupsafe import Markup, escape
 
 from leaderboard.plot import Point, Reference, _nice_step, _placed_labels, _squash, tick_values
 
-WIDTH, HEIGHT = 620, 360
-LEFT, RIGHT, TOP, BOTTOM = 64, 170, 20, 52
+WIDTH, HEIGHT = 760, 360
+LEFT, RIGHT, TOP, BOTTOM = 64, 300, 20, 52
 COLOURS = ("#1f5fa8", "#c2571a", "#2e7d32", "#8e24aa", "#00838f", "#6d4c41", "#ad1457")
 
 
@@ -106,7 +106,7 @@ def curves(
             f"<title>{escape(f'{reference.label}: {reference.accuracy:.2f}')}</title>"
             f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text x="{LEFT + plot_w + 6}" y="{label_y:.1f}" class="reference-label">'
-            f"{escape(reference.label[:28])}</text></g>"
+            f"{escape(reference.label[:40])}</text></g>"
         )
     for index, line in enumerate(finite):
         colour = COLOURS[index % len(COLOURS)]
@@ -129,7 +129,7 @@ def curves(
         x = ends[index][0]
         text = (
             f'<text x="{x + 6:.1f}" y="{label_y:.1f}" class="point-label" fill="{colour}">'
-            f"{escape(line.label[:30])}</text>"
+            f"{escape(line.label[:52])}</text>"
         )
         parts.append(f'<a href="{escape(line.href)}">{text}</a>' if line.href else text)
     label_ys = _placed_labels([(sx(p.cost), sy(p.accuracy)) for p in points])

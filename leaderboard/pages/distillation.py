@@ -144,7 +144,24 @@ def crossover(students: list[Summary], merges: list[Summary]) -> dict[str, Any] 
     beating = [s for s in students if s.mean is not None and s.mean > best.mean]
     first = min(beating, key=lambda s: (s.seconds or 0.0, s.steps or 0.0), default=None)
     top = max((s for s in students if s.mean is not None), key=lambda s: s.mean, default=None)
-    return {"merge": best, "first": first, "best_student": top}
+    labels = series_labels([s.cell for s in students])
+    return {
+        "merge": best,
+        "first": first,
+        "first_label": labels[series_key(first.cell)] if first else None,
+        "best_student": top,
+        "best_label": labels[series_key(top.cell)] if top else None,
+    }
+
+
+def setting_text(cell: Cell) -> str:
+    """Short: a student's values fixed with --set other than the budget's steps (its own
+    column); a merge's chosen values. The full list is the cell's tooltip and download."""
+    if cell.family != FAMILY:
+        return cell.chosen
+    fixed = {k: v for k, v in _fixed(cell).items() if k != "steps"}
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
+    return f"{shown} (others paper defaults)" if shown else "paper defaults"
 
 
 class DistillationPages(PageKind):
@@ -281,7 +298,7 @@ class DistillationPages(PageKind):
                     cells={
                         "method": Field(cell.method, href=page),
                         "family": Field(cell.family),
-                        "setting": Field(cell.chosen),
+                        "setting": Field(setting_text(cell), title=cell.chosen),
                         "normalised": Field(fmt.number(s.mean), sort=s.mean),
                         "worst": Field(
                             fmt.number(worst[1]) if worst else "–",
