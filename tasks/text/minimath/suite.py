@@ -26,7 +26,7 @@ exists only to carve that validation split from; nothing trains on it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -139,7 +139,7 @@ class MiniMath(Suite):
 
     tasks = list(data.TASKS)
     metric = "exact_match"
-    provides: ClassVar[frozenset[str]] = frozenset({"roles"})
+    provides: ClassVar[frozenset[str]] = frozenset({"roles", "batches"})
     #: Tasks without an expert of their own: their individual reference is the best of these
     reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = dict(data.CROSS_LINGUAL)
     #: Which expert plays which part in cross-lingual composition (layer_swap reads it)
@@ -308,6 +308,32 @@ class MiniMath(Suite):
         self._details[task] = {**scored.details, "split": split}
         metrics = dict(scored.metrics)
         return {"exact_match": metrics["exact_match,strict-match"], **metrics, "n": scored.n}
+
+    def batches(
+        self, task: str, split: str, *, batch_size: int = EVAL_BATCH, limit: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """A split's items as the experts were fine-tuned on them (``Question: q Answer:
+        a<eos>``), length-bucketed and right-padded with the pad id, in a fixed order. The
+        label of an item is its prompt's length in tokens: the answer is the rest of the
+        sequence, so the next-token targets are the inputs from that position on. What
+        RegMean's Gram matrices read: every layer input of the items' real tokens."""
+        import numpy as np
+
+        from harness.evaluation.text import TokenizedSplit, bucketed_batches
+
+        frame = pd.read_parquet(self.split_path(task, split))
+        rows = frame.to_dict("records")[:limit]
+        sequences = build.sft_sequences(self._tokenizer, rows)
+        prompts = [row.count(build.IGNORE) for row in sequences.targets]
+        tokens = TokenizedSplit(
+            [np.asarray(ids, dtype=np.int64) for ids in sequences.ids], np.asarray(prompts)
+        )
+        pad = self._tokenizer.pad_token_id
+        return bucketed_batches(tokens, pad_id=pad, batch_size=batch_size, limit=limit)
+
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Real tokens: batches are right-padded with the pad id (never a text token)."""
+        return inputs != self._tokenizer.pad_token_id
 
     def split_path(self, task: str, split: str) -> Path:
         """The parquet file of one task's split."""
