@@ -41,7 +41,14 @@ CAPABILITIES = {
     "heads": "a frozen classification head per task",
     "roles": "expert roles (which expert is the task expert and which the language expert)",
     "features": "a backbone that maps a batch to one feature vector per example",
+    "lm": "a causal LM whose batches are its fine-tuning sequences (label: the prompt length)",
 }
+
+
+def provides_need(provides: frozenset[str], need: str) -> bool:
+    """Whether a suite's ``provides`` meets one entry of a method's ``needs``; an entry
+    ``"heads|lm"`` is met by either (Fisher: a classification head or a causal LM)."""
+    return any(alternative in provides for alternative in need.split("|"))
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,14 @@ def test_batches_are_the_fine_tuning_sequences_and_regmean_merges_the_causal_lm(
     assert record["hyperparameters"]["num_examples"] == 256
     assert record["peak_memory"]["method_mib"] is not None
     assert all(entry["n"] == SMALL_RECIPE.test_examples for entry in record["tasks"].values())
+    # Fisher merging weighs the causal LM by its answer tokens' log-likelihood gradients
+    record = _record(
+        monkeypatch, capsys, tmp_path / "fisher", "--method", "fisher", "--select", "defaults",
+        "--set", "num_examples=16",
+    )  # fmt: skip
+    assert record["method_info"]["fisher_labels"] == "sampled"
+    refused = invoke(
+        monkeypatch, capsys, "eval", "--tasks", "minimath", "--method", "fisher",
+        "--set", "variant=fusionbench", "--results", str(tmp_path / "no"), "--quiet",
+    )  # fmt: skip
+    assert refused[0] == 2 and "variant=paper" in refused[2]

@@ -42,7 +42,7 @@ from harness.run.records import (
     write_record,
 )
 from harness.run.selection import STRATEGIES, Selection, select
-from harness.suite import Suite, SuiteContext
+from harness.suite import Suite, SuiteContext, provides_need
 
 
 @dataclass
@@ -70,7 +70,7 @@ class RunSpec:
         suite.resolve_params(self.suite_options)
         if self.select not in STRATEGIES:
             raise HarnessError(f"--select must be one of {', '.join(STRATEGIES)}")
-        missing = [need for need in method.needs if need not in suite.obj.provides]
+        missing = [need for need in method.needs if not provides_need(suite.obj.provides, need)]
         if missing:
             raise HarnessError(cannot_apply(self.method, self.suite, missing))
         tasks = self.only or list(getattr(suite.obj, "tasks", []))

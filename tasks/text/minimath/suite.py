@@ -139,7 +139,7 @@ class MiniMath(Suite):
 
     tasks = list(data.TASKS)
     metric = "exact_match"
-    provides: ClassVar[frozenset[str]] = frozenset({"roles", "batches"})
+    provides: ClassVar[frozenset[str]] = frozenset({"roles", "batches", "lm"})
     #: Tasks without an expert of their own: their individual reference is the best of these
     reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = dict(data.CROSS_LINGUAL)
     #: Which expert plays which part in cross-lingual composition (layer_swap reads it)
