@@ -285,3 +285,56 @@ def test_mini8_outcomes_every_router(tmp_path, monkeypatch, capsys):
     assert accuracy["knn_router"] > accuracy["best_single"]  # the task is in the features
     table_models = [m["model"] for m in by_method["knn_router"]["suite"]["summary"]["models"]]
     assert table_models[0] == "pretrained" and len(table_models) == 9
+
+
+def _embedllm_mirror(root: Path) -> Path:
+    folder = root / "datasets" / "RZ412" / "EmbedLLM"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"model_id": [0, 1, 2], "model_name": ["small-math", "small-chat", "big"]}).to_csv(
+        folder / "model_order.csv", index=False
+    )
+    prompt_id = 0
+    for split, count in (("train", 24), ("val", 6), ("test", 10)):
+        rows = []
+        for i in range(count):
+            math = i % 2 == 0
+            prompt = f"compute the sum {i} plus {i}" if math else f"tell me a story about {i} cats"
+            for model in (0, 1, 2):
+                right = model == 2 or (model == 0) == math
+                rows.append(
+                    {
+                        "model_id": model,
+                        "prompt_id": prompt_id,
+                        "prompt": prompt,
+                        "label": int(right),
+                    }
+                )
+            prompt_id += 1
+        pd.DataFrame(rows).to_csv(folder / f"{split}.csv", index=False)
+    pd.DataFrame({"prompt_id": range(prompt_id)}).to_csv(folder / "question_order.csv", index=False)
+    return root
+
+
+def test_embedllm_long_csvs_pivot_into_a_table(tmp_path, monkeypatch, capsys):
+    mirror = _embedllm_mirror(tmp_path / "mirror")
+    results = tmp_path / "results"
+    code, _, err = invoke(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--method",
+        "best_single",
+        "--tasks",
+        "embedllm",
+        "--mirror",
+        str(mirror),
+        "--results",
+        str(results),
+        "--quiet",
+    )
+    assert code == 0, err
+    (record,) = _records(results)
+    summary = record["suite"]["summary"]
+    assert [m["model"] for m in summary["models"]] == ["small-math", "small-chat", "big"]
+    assert record["tasks"]["all"]["n"] == 10
+    assert summary["accuracy"] == 100.0 and summary["choices"]["big"] == 10
