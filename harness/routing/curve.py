@@ -46,8 +46,9 @@ def sweep(
 ) -> list[dict[str, float]]:
     """One point per λ: willingness, mean cost, quality (%)."""
     points = []
-    for willingness in grid:
-        result = route(router, table, rows, willingness)
+    queries = table.queries(rows, with_outcomes=router.reads_outcomes)
+    for willingness, decision in zip(grid, router.route_many(queries, grid)):
+        result = outcome(table, rows, decision)
         points.append(
             {
                 "willingness": float(willingness),
@@ -70,6 +71,29 @@ def model_points(table: OutcomeTable, rows: np.ndarray) -> list[dict[str, Any]]:
     ]
 
 
+def recovered_gap(
+    points: list[tuple[float, float]], singles: list[dict[str, Any]], value: float
+) -> dict[str, Any]:
+    """PGR at the operating point, APGR and CPT against the strong model (best quality,
+    ties to the cheaper) and the weak one (the cheapest other model, ties to the better).
+    All None when they are undefined: the best model is also the cheapest, or every
+    model costs the same (there is no gap to buy back with cost)."""
+    strong = max(singles, key=lambda p: (p["accuracy"], -p["cost"]))
+    others = [p for p in singles if p is not strong]
+    weak = min(others, key=lambda p: (p["cost"], -p["accuracy"])) if others else None
+    names = {"weak": weak["model"] if weak else None, "strong": strong["model"]}
+    if weak is None or weak["cost"] >= strong["cost"] or weak["accuracy"] >= strong["accuracy"]:
+        return {**names, "pgr": None, "apgr": None, "cpt50": None, "cpt80": None}
+    low, high = (weak["cost"], weak["accuracy"]), (strong["cost"], strong["accuracy"])
+    return {
+        **names,
+        "pgr": metrics.pgr(value, weak["accuracy"], strong["accuracy"]),
+        "apgr": metrics.apgr(points, low, high),
+        "cpt50": metrics.cpt(points, low, high, 0.5),
+        "cpt80": metrics.cpt(points, low, high, 0.8),
+    }
+
+
 def summary(
     router: Router, table: OutcomeTable, rows: np.ndarray, willingness: float
 ) -> dict[str, Any]:
@@ -79,28 +103,15 @@ def summary(
     at = route(router, table, rows, willingness)
     curve = sweep(router, table, rows)
     singles = model_points(table, rows)
-    weak = min(singles, key=lambda p: (p["cost"], -p["accuracy"]))
-    strong = max(singles, key=lambda p: (p["accuracy"], -p["cost"]))
     points = [(p["cost"], p["accuracy"]) for p in curve]
-    weak_point, strong_point = (
-        (weak["cost"], weak["accuracy"]),
-        (
-            strong["cost"],
-            strong["accuracy"],
-        ),
-    )
     costs = [p["cost"] for p in singles]
+    gap = recovered_gap(points, singles, metrics.quality(at.scores))
     return {
         "accuracy": metrics.quality(at.scores),
         "cost": metrics.mean_cost(at.costs),
         "willingness": float(willingness),
         "aiq": metrics.aiq(points, (min(costs), max(costs))),
-        "pgr": metrics.pgr(metrics.quality(at.scores), weak["accuracy"], strong["accuracy"]),
-        "apgr": metrics.apgr(points, weak_point, strong_point),
-        "cpt50": metrics.cpt(points, weak_point, strong_point, 0.5),
-        "cpt80": metrics.cpt(points, weak_point, strong_point, 0.8),
-        "weak": weak["model"],
-        "strong": strong["model"],
+        **gap,
         "oracle_accuracy": metrics.quality(table.scores[rows].max(axis=1)),
         "choices": {
             model: int((at.choice == index).sum()) for index, model in enumerate(table.models)

@@ -18,6 +18,7 @@ them as ``task_modules``; the routing suite calls :meth:`Router.route`, not ``fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,13 @@ class Router(nn.Module):
 
     def route(self, queries: Queries, willingness: float) -> Decision:
         return Decision(pick(self.utilities(queries), self.cost_scale, willingness))
+
+    def route_many(self, queries: Queries, grid: Sequence[float]) -> list[Decision]:
+        """One decision per λ of ``grid``, computing the utilities once (a λ sweep)."""
+        if type(self).route is not Router.route:  # a router with its own decision rule
+            return [self.route(queries, willingness) for willingness in grid]
+        utilities = self.utilities(queries)
+        return [Decision(pick(utilities, self.cost_scale, value)) for value in grid]
 
     def stored_parameters(self) -> int:
         """What the router stores, in 32-bit parameter equivalents (the Solution's

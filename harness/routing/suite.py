@@ -61,6 +61,9 @@ class OutcomeSuite(Suite):
     metric = "accuracy"
     #: What a unit of cost is, for the page and the record.
     cost_unit: ClassVar[str] = "cost"
+    #: The weight suite whose experts the table scores (mini8-outcomes: mini8), whose
+    #: merges the leaderboard places beside the routers at one model's cost; None if none.
+    merge_suite: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ loading
     @abstractmethod

@@ -14,6 +14,8 @@ reads the query's outcome would be an oracle.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from harness.method import MethodContext, Solution
@@ -47,9 +49,15 @@ class CascadeRouter(Router):
         return self.train_scores[neighbours].mean(axis=1)
 
     def route(self, queries: Queries, willingness: float) -> Decision:
-        estimate = self.utilities(queries)
+        return self.cascade(self.utilities(queries), willingness)
+
+    def route_many(self, queries: Queries, grid: Sequence[float]) -> list[Decision]:
+        estimate = self.utilities(queries)  # the judge once, every threshold from it
+        return [self.cascade(estimate, willingness) for willingness in grid]
+
+    def cascade(self, estimate: np.ndarray, willingness: float) -> Decision:
+        count = len(estimate)
         threshold = max(0.0, 1.0 - willingness)
-        count = len(queries)
         choice = np.full(count, self.chain[-1])
         paid = np.zeros((count, len(self.models)), dtype=bool)
         open_ = np.ones(count, dtype=bool)

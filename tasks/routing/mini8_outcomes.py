@@ -44,6 +44,7 @@ class Mini8Outcomes(OutcomeSuite):
     """Nine mini8 models × every mini8 test item, per-item correctness, parameter cost."""
 
     cost_unit = "parameters per query"
+    merge_suite = "mini8"  # its merges are drawn beside the routers (leaderboard)
     splits = {
         "train": "mini8's validation items (held out from fine-tuning), minus a 10% carve",
         "validation": "a fixed 10% of mini8's validation items",
