@@ -262,7 +262,7 @@ def test_mini8_outcomes_every_router(tmp_path, monkeypatch, capsys):
 
     results = tmp_path / "results"
     routers = [n for n in METHODS.names() if "outcomes" in METHODS.get(n).needs]
-    for name in ("oracle_router", "best_single", "knn_router", "random_router"):
+    for name in ("oracle_router", "best_single", "mlp_router", "random_router"):
         assert name in routers
         code, _, err = invoke(
             monkeypatch,
@@ -281,9 +281,10 @@ def test_mini8_outcomes_every_router(tmp_path, monkeypatch, capsys):
         assert code == 0, err
     by_method = {r["method"]["name"]: r for r in _records(results)}
     accuracy = {name: r["suite"]["summary"]["accuracy"] for name, r in by_method.items()}
-    assert accuracy["oracle_router"] >= accuracy["knn_router"] >= accuracy["random_router"]
-    assert accuracy["knn_router"] > accuracy["best_single"]  # the task is in the features
-    table_models = [m["model"] for m in by_method["knn_router"]["suite"]["summary"]["models"]]
+    assert accuracy["oracle_router"] >= accuracy["mlp_router"] >= accuracy["random_router"]
+    # measured 48.8 vs 46.5: the pretrained features tell the task apart only in part
+    assert accuracy["mlp_router"] > accuracy["best_single"]
+    table_models = [m["model"] for m in by_method["mlp_router"]["suite"]["summary"]["models"]]
     assert table_models[0] == "pretrained" and len(table_models) == 9
 
 

@@ -83,7 +83,14 @@ def recovered_gap(
     weak = min(others, key=lambda p: (p["cost"], -p["accuracy"])) if others else None
     names = {"weak": weak["model"] if weak else None, "strong": strong["model"]}
     if weak is None or weak["cost"] >= strong["cost"] or weak["accuracy"] >= strong["accuracy"]:
-        return {**names, "pgr": None, "apgr": None, "cpt50": None, "cpt80": None}
+        return {
+            "weak": None,
+            "strong": None,
+            "pgr": None,
+            "apgr": None,
+            "cpt50": None,
+            "cpt80": None,
+        }
     low, high = (weak["cost"], weak["accuracy"]), (strong["cost"], strong["accuracy"])
     return {
         **names,

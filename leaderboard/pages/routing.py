@@ -37,6 +37,13 @@ METRICS = (
 )
 
 
+def number(key: str, value: float | None) -> str:
+    """Costs to 4 significant digits (dollars to parameters), APGR to 3 decimals."""
+    if key == "cost" and value is not None:
+        return f"{value:.4g}"
+    return fmt.number(value, 3 if key == "apgr" else 2)
+
+
 def routing_page(suite_slug: str) -> str:
     return f"routing/{suite_slug}.html"
 
@@ -125,12 +132,7 @@ class RoutingPages(PageKind):
                     "label": cell_label(cell, cells),
                     "href": PAGE_ROOT + self.data.method_pages[cell.method],
                     "runs": len(cell.runs),
-                    "numbers": [
-                        fmt.number(values[key], 4 if key == "cost" else 2)
-                        if key != "apgr"
-                        else fmt.number(values[key], 3)
-                        for key, _, _ in METRICS
-                    ],
+                    "numbers": [number(key, values[key]) for key, _, _ in METRICS],
                     "sort": values["aiq"] if values["aiq"] is not None else -1.0,
                 }
             )
