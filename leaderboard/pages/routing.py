@@ -6,8 +6,10 @@ points (``suite.summary.models``); a cell's curve is that of its first run (runs
 only by seed) and its numbers are means over runs. Quality on these pages is pooled over
 all test queries (the summary's accuracy), not the mean over tasks. A suite built from a
 weight suite's experts (``OutcomeSuite.merge_suite``: mini8-outcomes from mini8) also
-shows that suite's merges, each one model, at one model's cost, with its accuracy pooled
-over the same test items (per-task accuracy weighted by the task's size).
+shows that suite's merges, each one model, at one model's cost, the task-id oracle
+(``individual``: the task's own expert) there too, and per-sample routers among the
+experts at the models they run per input, each with its accuracy pooled over the same
+test items (per-task accuracy weighted by the task's size).
 """
 
 from __future__ import annotations
@@ -77,6 +79,16 @@ def merge_suite_of(suite: str) -> str | None:
         return getattr(SUITES.get(suite).obj, "merge_suite", None)
     except Exception:  # a suite only known from records
         return None
+
+
+def weight_models_per_query(cell: Cell) -> float | None:
+    """How many models' passes a weight-suite record costs per input: 1 for a merge and
+    for ``individual`` (the task-id oracle: one expert, told the task), what a per-sample
+    router records (``method_info.models_per_query``), None when unknown."""
+    if cell.family == "merging" or cell.method == "individual":
+        return 1.0
+    value = (cell.runs[0].record.get("method_info") or {}).get("models_per_query")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def pooled_accuracy(cell: Cell, tasks: dict[str, int]) -> float | None:
@@ -151,7 +163,10 @@ class RoutingPages(PageKind):
             "oracle": fmt.number(first.get("oracle_accuracy")),
             "weak": first.get("weak", ""),
             "strong": first.get("strong", ""),
-            "merges": [{"name": m.label, "accuracy": fmt.number(m.accuracy)} for m in merges],
+            "merges": [
+                {"name": m.label, "cost": f"{m.cost:.4g}", "accuracy": fmt.number(m.accuracy)}
+                for m in sorted(merges, key=lambda m: -m.accuracy)
+            ],
             "merge_suite": merge_suite_of(name),
             "unit": unit,
         }
@@ -163,15 +178,19 @@ class RoutingPages(PageKind):
         sizes = {task: n["n"] for task, n in (summary_of(cell) or {}).get("per_task", {}).items()}
         base_set = cell.checkpoint_set.split("/outcomes")[0]
         points = []
+        one_model = min(m.cost for m in models)
         for merge in self.data.suite_cells[source]:
-            if merge.family != "merging" or merge.checkpoint_set != base_set:
+            if merge.checkpoint_set != base_set:
+                continue
+            models_per_query = weight_models_per_query(merge)
+            if models_per_query is None:
                 continue
             accuracy = pooled_accuracy(merge, sizes)
             if accuracy is not None:
                 points.append(
                     Point(
                         label=merge.method,
-                        cost=min(m.cost for m in models),
+                        cost=one_model * models_per_query,
                         accuracy=accuracy,
                         href=PAGE_ROOT + self.data.method_pages[merge.method],
                         detail=f"{source} record, {len(merge.runs)} run(s)",

@@ -88,5 +88,6 @@ def expert_router(
     return Solution(
         task_modules=lambda task: model,
         extra_parameters=int(stored),
-        info={"router_validation_accuracy": accuracy},
+        # per input: one pass of the pretrained model for the router, one of the expert
+        info={"router_validation_accuracy": accuracy, "models_per_query": 2},
     )
