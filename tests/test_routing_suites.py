@@ -106,6 +106,12 @@ def test_routerdc_from_a_mirror_into_a_record(tmp_path, monkeypatch, capsys):
     assert record["average"] >= 70.0
     assert record["tasks"]["mmlu"]["individual"] is not None
     assert record["artifacts"][0]["id"] == "shuhao02/RouterDC"
+    assert record["suite"]["checkpoint_set"] == "shuhao02/RouterDC"  # published numbers' key
+    from leaderboard.build import build_site
+
+    build_site(results, tmp_path / "site")
+    page = (tmp_path / "site" / "suites" / "routerdc.html").read_text()
+    assert "61.07" in page  # RouterDC's published MMLU beside the measured routers
 
 
 def test_routerdc_missing_from_the_mirror_is_one_line(tmp_path, monkeypatch, capsys):

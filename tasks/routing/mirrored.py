@@ -19,7 +19,7 @@ import numpy as np
 from harness.routing.suite import OutcomeSuite
 from harness.routing.table import OutcomeTable
 from harness.suite import Artifact
-from harness.weights.hub import Requirement, ResolvedArtifact, resolve_all
+from harness.weights.hub import Requirement, resolve_all
 
 SPLIT_SEED = 42
 
@@ -80,8 +80,9 @@ class MirroredOutcomes(OutcomeSuite):
 
     @property
     def checkpoint_set(self) -> str:
-        resolved: ResolvedArtifact | None = getattr(self, "_resolved", None)
-        return f"{self.requirement.id}@{resolved.identity()[:12]}" if resolved else "default"
+        """The release's id (published numbers are keyed by it); its exact files are in
+        the record's artifacts (revision or content hash)."""
+        return self.requirement.id
 
     def artifacts(self) -> list[Artifact]:
         from tasks.text.minitext import build
