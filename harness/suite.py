@@ -10,8 +10,10 @@ What a suite offers methods beyond its weights is declared in ``provides``: a me
 
 - :class:`Suite`: the minimal contract (pool, model builder, scorer, identities).
 - :class:`ClassificationSuite`: backbone + frozen head per task, top-1 accuracy; provides
-  labelled batches and heads, which data-based merging methods use (Fisher, RegMean,
-  AdaMerging, soups, routers).
+  labelled batches, heads and a feature backbone, which data-based merging methods use
+  (Fisher, RegMean, AdaMerging, soups, routers). A generation suite may provide batches
+  alone (minimath's fine-tuning sequences): RegMean's Gram matrices need only the layers'
+  inputs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
     "roles": "expert roles (which expert is the task expert and which the language expert)",
+    "features": "a backbone that maps a batch to one feature vector per example",
     "outcomes": "an outcome table (per-query scores and costs of candidate models)",
 }
 
@@ -222,7 +225,7 @@ class ClassificationSuite(Suite):
     to the task's logits; every merged backbone is scored with the same heads.
     """
 
-    provides: ClassVar[frozenset[str]] = frozenset({"batches", "heads"})
+    provides: ClassVar[frozenset[str]] = frozenset({"batches", "heads", "features"})
 
     @abstractmethod
     def head(self, task: str) -> torch.nn.Module:

@@ -66,7 +66,7 @@ class ExpertRouted(nn.Module):
 @register_method(
     "expert_router",
     family="routing",
-    needs=("batches",),
+    needs=("batches", "features"),
     reference="https://arxiv.org/abs/2402.00433",
     params={"steps": STEPS, "lr": LR, "hidden": HIDDEN, "batch_size": BATCH_SIZE},
     smoke={"steps": 20},
