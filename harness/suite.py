@@ -35,13 +35,16 @@ SPLITS = ("train", "validation", "test")
 #: "batches": (inputs, labels) of train/validation and unlabelled test inputs;
 #: "heads": one frozen module per task mapping backbone outputs to class logits;
 #: "roles": which expert plays which part in a composition (``Suite.roles``: the task
-#: expert and the language expert of cross-lingual layer swapping).
+#: expert and the language expert of cross-lingual layer swapping);
+#: "outcomes": a table of candidate models' per-query scores and costs that routers fit
+#: on (harness/routing/suite.py).
 CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
     "roles": "expert roles (which expert is the task expert and which the language expert)",
     "features": "a backbone that maps a batch to one feature vector per example",
     "lm": "a causal LM whose batches are its fine-tuning sequences (label: the prompt length)",
+    "outcomes": "an outcome table (per-query scores and costs of candidate models)",
 }
 
 
@@ -129,6 +132,9 @@ class Suite(ABC):
     #: Which pool expert plays which part in a composition (``provides`` "roles"), e.g.
     #: ``{"math": "math", "language": "lang2"}`` for layer swapping.
     roles: ClassVar[Mapping[str, str]] = {}
+    #: The method families that can run on this suite (None: any). An outcome-table suite
+    #: holds scores, not weights, so only routers run on it; others are refused up front.
+    method_families: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context
@@ -188,6 +194,11 @@ class Suite(ABC):
         weakest-link statistics); the runner asks right after the test split is scored,
         before any expert is scored for reference, and records it as ``suite.summary``."""
         return {}
+
+    def reference_scores(self) -> Mapping[str, float] | None:
+        """Each task's individual reference where the suite knows it without scoring pool
+        experts (an outcome table: the best single model on the task); None otherwise."""
+        return None
 
     # ------------------------------------------------------------ optional offers
     def batches(

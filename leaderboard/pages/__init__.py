@@ -1,6 +1,6 @@
 """What each page shows, computed from the records: the site model, before any HTML.
 
-One module per page kind (index, suite, costs, method, run, judges, cross
+One module per page kind (index, suite, costs, routing, method, run, judges, cross
 capabilities), all
 built on :mod:`leaderboard.pages.base`. A new view is a new :class:`PageKind` added to
 ``PAGE_KINDS``.
@@ -16,6 +16,7 @@ from leaderboard.pages.costs import CostPages
 from leaderboard.pages.index import IndexPage
 from leaderboard.pages.judges import JudgePages
 from leaderboard.pages.method import MethodPages
+from leaderboard.pages.routing import RoutingPages
 from leaderboard.pages.run import RunPages
 from leaderboard.pages.suite import SuitePages
 from leaderboard.pages.weakest_link import CrossCapabilityPages
@@ -24,6 +25,7 @@ from leaderboard.pages.weakest_link import CrossCapabilityPages
 PAGE_KINDS: tuple[type[PageKind], ...] = (
     SuitePages,
     CostPages,
+    RoutingPages,
     MethodPages,
     RunPages,
     JudgePages,
