@@ -33,11 +33,14 @@ SPLITS = ("train", "validation", "test")
 #: "batches": (inputs, labels) of train/validation and unlabelled test inputs;
 #: "heads": one frozen module per task mapping backbone outputs to class logits;
 #: "roles": which expert plays which part in a composition (``Suite.roles``: the task
-#: expert and the language expert of cross-lingual layer swapping).
+#: expert and the language expert of cross-lingual layer swapping);
+#: "zoo": a transferability suite (``harness.transferability.zoo.ZooSuite``): sources per
+#: target, cached estimator inputs and fine-tuned ground truth.
 CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
     "roles": "expert roles (which expert is the task expert and which the language expert)",
+    "zoo": "a model zoo with per-(source, target) features and fine-tuned ground truth",
 }
 
 
@@ -119,6 +122,9 @@ class Suite(ABC):
     #: Which pool expert plays which part in a composition (``provides`` "roles"), e.g.
     #: ``{"math": "math", "language": "lang2"}`` for layer swapping.
     roles: ClassVar[Mapping[str, str]] = {}
+    #: Whether a task's score is referred to its own expert's (normalised accuracy). False
+    #: where what is scored is not a model (a transferability suite scores a ranking).
+    normalises_by_expert: ClassVar[bool] = True
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context

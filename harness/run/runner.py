@@ -429,7 +429,9 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     evaluate_s = time.perf_counter() - tick - per_task.seconds
     details = {task: dict(suite.evaluation_details(task)) for task in suite.tasks}
     summary = dict(suite.evaluation_summary())
-    if spec.method == "individual" and not set(suite.tasks) & set(suite.reference_experts):
+    if not suite.normalises_by_expert:
+        reference = {}
+    elif spec.method == "individual" and not set(suite.tasks) & set(suite.reference_experts):
         reference = {task: scores[task][suite.metric] for task in suite.tasks}
     else:
         reference = individual_reference(context)
