@@ -1,6 +1,6 @@
 """What each page shows, computed from the records: the site model, before any HTML.
 
-One module per page kind (index, suite, costs, method, run, judges), all
+One module per page kind (index, suite, costs, method, run, judges, transferability), all
 built on :mod:`leaderboard.pages.base`. A new view is a new :class:`PageKind` added to
 ``PAGE_KINDS``.
 """
@@ -17,6 +17,7 @@ from leaderboard.pages.judges import JudgePages
 from leaderboard.pages.method import MethodPages
 from leaderboard.pages.run import RunPages
 from leaderboard.pages.suite import SuitePages
+from leaderboard.pages.transferability import TransferabilityPages
 
 # In this order: the site's tables and pages are listed as the kinds add them.
 PAGE_KINDS: tuple[type[PageKind], ...] = (
@@ -25,6 +26,7 @@ PAGE_KINDS: tuple[type[PageKind], ...] = (
     MethodPages,
     RunPages,
     JudgePages,
+    TransferabilityPages,
     IndexPage,
 )
 
