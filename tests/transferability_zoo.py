@@ -11,16 +11,12 @@ every read, so a test can assert that no estimator touched them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
 
 from harness.suite import Artifact
 from harness.transferability.inputs import TargetInputs
 from harness.transferability.zoo import GroundTruth, ZooSuite
-from harness.weights.pool import Checkpoint, ExpertPool
 
 STRENGTHS = {"weak": 0.1, "fair": 0.5, "good": 1.0, "great": 2.0}
 ACCURACY = {"weak": 40.0, "fair": 62.0, "good": 60.0, "great": 80.0}  # fair/good swapped
@@ -50,8 +46,11 @@ def _inputs(source: str, target: str) -> TargetInputs:
     logits = features @ np.random.default_rng(7).normal(size=(6, 5))
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    facts = {"accuracy": 50.0 + 10 * STRENGTHS[source], "parameters": 1000.0}
-    return TargetInputs(features, labels, probs, facts)
+    return TargetInputs(features, labels, probs, _facts(source))
+
+
+def _facts(source: str) -> dict[str, float]:
+    return {"accuracy": 50.0 + 10 * STRENGTHS[source], "parameters": 1000.0}
 
 
 class TinyZoo(ZooSuite):
@@ -61,21 +60,15 @@ class TinyZoo(ZooSuite):
 
     def prepare(self) -> None:
         self.test_labels = {t: GuardedLabels(np.arange(30) % CLASSES[t]) for t in CLASSES}
-        root = Path(self.context.cache_dir or ".") / "tiny-zoo"
-        root.mkdir(parents=True, exist_ok=True)
-        for name in ("base", *self.tasks):
-            save_file({"weight": torch.full((2, 2), float(len(name)))}, str(root / f"{name}.pt"))
-        self.root = root
-
-    def pool(self) -> ExpertPool:
-        experts = {t: Checkpoint(self.root / f"{t}.pt", f"tiny/{t}") for t in self.tasks}
-        return ExpertPool(Checkpoint(self.root / "base.pt", "tiny/base"), experts)
 
     def sources(self, target: str) -> list[str]:
         return list(STRENGTHS)
 
     def target_inputs(self, source: str, target: str) -> TargetInputs:
         return _inputs(source, target)
+
+    def source_facts(self, source: str, target: str) -> dict[str, float]:
+        return _facts(source)
 
     def ground_truth(self, target: str) -> Mapping[str, GroundTruth]:
         return {

@@ -119,7 +119,11 @@ def rank_zoo(
         per_source: dict[str, float] = {}
         spent = 0.0
         for source in suite.sources(target):
-            inputs = suite.target_inputs(source, target)
+            if uses == "source_facts":  # target-blind: no features are extracted for it
+                facts = suite.source_facts(source, target)
+                inputs = TargetInputs(np.zeros((0, 0)), np.zeros(0, dtype=np.int64), None, facts)
+            else:
+                inputs = suite.target_inputs(source, target)
             seed = hash_seed(context.seed, f"{source}/{target}")
             tick = time.perf_counter()
             value = float(score(inputs, seed=seed, **hyperparameters))

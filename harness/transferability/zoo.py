@@ -49,6 +49,25 @@ class ZooScores(torch.nn.Module):
         raise HarnessError("ZooScores holds a ranking; score it with the zoo suite's evaluate")
 
 
+class ZooWeights:
+    """A zoo suite's stand-in for an expert pool: estimators read features, not weights.
+
+    The runner opens a suite's pool before running a method; a zoo's sources are many
+    architectures (or many towers) that share no base model, so there is no streaming
+    pool to offer, and anything that asks for weights gets a one-line error instead.
+    """
+
+    def __init__(self, suite: str, tasks: list[str]) -> None:
+        self.suite = suite
+        self.tasks = list(tasks)
+
+    def __getattr__(self, name: str) -> object:
+        raise HarnessError(
+            f"{self.suite!r} is a model zoo with no expert pool; only transferability "
+            "estimators run on it (they read cached features, not weights)"
+        )
+
+
 class ZooSuite(Suite):
     """Base class of transferability suites (``zoo-mini8``, ``zoo-imagenet``)."""
 
@@ -72,8 +91,16 @@ class ZooSuite(Suite):
         """What an estimator sees for one pair: training split only, cached."""
 
     @abstractmethod
+    def source_facts(self, source: str, target: str) -> Mapping[str, float]:
+        """What is known of the source without the target's data (``accuracy``: its own
+        upstream accuracy in percent; ``parameters``): the target-blind baselines' input."""
+
+    @abstractmethod
     def ground_truth(self, target: str) -> Mapping[str, GroundTruth]:
         """Each source's fine-tuned accuracy on ``target``."""
+
+    def pool(self) -> ZooWeights:  # type: ignore[override]
+        return ZooWeights(self.name, self.tasks)
 
     def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
         raise HarnessError(

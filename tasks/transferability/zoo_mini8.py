@@ -44,7 +44,6 @@ from harness.suite import Artifact, SuiteContext
 from harness.transferability.finetune import FinetuneProtocol, accuracy, finetuned_accuracy
 from harness.transferability.inputs import TargetInputs
 from harness.transferability.zoo import GroundTruth, ZooSuite
-from harness.weights.pool import ExpertPool
 from tasks.vision.mini8 import build, data
 from tasks.vision.mini8.suite import RECIPE, Mini8
 
@@ -245,19 +244,18 @@ class ZooMini8(ZooSuite):
         )
 
     # ------------------------------------------------------------------ contract
-    def pool(self) -> ExpertPool:
-        return self._mini8().pool()
-
     def sources(self, target: str) -> list[str]:
         return _sources_for(target)
 
     def target_inputs(self, source: str, target: str) -> TargetInputs:
-        return _load_inputs(str(self.root), source, target, self._source_facts(source, target))
+        facts = tuple(self.source_facts(source, target).items())
+        return _load_inputs(str(self.root), source, target, facts)
 
-    def _source_facts(self, source: str, target: str) -> tuple[tuple[str, float], ...]:
+    def source_facts(self, source: str, target: str) -> dict[str, float]:
+        """Mean validation accuracy on the other seven tasks' frozen heads; size."""
         facts = self._facts[source]
         others = [facts[f"validation/{t}"] for t in data.TASKS if t != target]
-        return (("accuracy", float(np.mean(others))), ("parameters", facts["parameters"]))
+        return {"accuracy": float(np.mean(others)), "parameters": facts["parameters"]}
 
     def ground_truth(self, target: str) -> Mapping[str, GroundTruth]:
         return {
