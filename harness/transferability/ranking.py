@@ -9,6 +9,7 @@ are reported beside it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,8 +34,10 @@ def ranking_metrics(scores: Mapping[str, float], truth: Mapping[str, float]) -> 
     predicted = np.array([scores[source] for source in sources], dtype=np.float64)
     actual = np.array([truth[source] for source in sources], dtype=np.float64)
     constant = np.ptp(predicted) == 0 or np.ptp(actual) == 0
-    tau = 0.0 if constant else float(stats.weightedtau(predicted, actual).statistic)
-    pearson = 0.0 if constant else float(stats.pearsonr(predicted, actual).statistic)
+    with warnings.catch_warnings():  # two sources, or near-equal scores: r is still defined
+        warnings.simplefilter("ignore", stats.NearConstantInputWarning)
+        tau = 0.0 if constant else float(stats.weightedtau(predicted, actual).statistic)
+        pearson = 0.0 if constant else float(stats.pearsonr(predicted, actual).statistic)
     pick = sources[int(np.argmax(predicted))]
     return {
         "tau_w": tau,
