@@ -1,13 +1,13 @@
 """zoo-mini8: rank a zoo of mini8 towers for each mini8 task, against real fine-tuning.
 
-The zoo (15 towers of one architecture, all built offline): a randomly initialised
+The zoo (14 towers of one architecture, all built offline): a randomly initialised
 tower; towers pretrained with 50 and 100 steps of mini8's pretraining recipe (shorter
 runs of the same recipe, standing in for intermediate checkpoints, which the mini8 build
 does not keep); mini8's pretrained tower (200 steps); its eight experts; and three merges
 of the experts made by the harness's own methods with their paper defaults (task
-arithmetic, TIES, weight averaging). Targets: the eight mini8 tasks. A target's own
-expert is left out of its zoo (it was fine-tuned on the target's training split, which
-makes it the answer rather than a candidate), so 14 sources are ranked per target.
+arithmetic, TIES). Targets: the eight mini8 tasks. A target's own expert is left out of
+its zoo (it was fine-tuned on the target's training split, which makes it the answer
+rather than a candidate), so 13 sources are ranked per target.
 
 What an estimator sees per (source, target): the tower's pooled features on the first
 1,000 examples of the target's training split, their labels, and the source head's
@@ -18,7 +18,8 @@ its mean validation accuracy on the other seven tasks with the frozen heads (a
 target-blind "upstream accuracy") and its parameter count.
 
 Ground truth: every (source, target) pair fine-tuned end to end with a new head over a
-2 × 2 learning-rate × weight-decay grid (``harness.transferability.finetune``), best on
+2 × 2 learning-rate × weight-decay grid, 40 AdamW steps of 64 with the new head at 10×
+the tower's learning rate (``harness.transferability.finetune``), best on
 the target's validation split, scored on its test split. Everything is cached under the
 harness cache and the fine-tuning is resumable pair by pair.
 """
@@ -48,10 +49,10 @@ from tasks.vision.mini8 import build, data
 from tasks.vision.mini8.suite import RECIPE, Mini8
 
 BUILD_VERSION = 1
-PROTOCOL = FinetuneProtocol(steps=30)
+PROTOCOL = FinetuneProtocol(steps=40)
 ESTIMATION_EXAMPLES = 1000
 SHORT_PRETRAINING = (50, 100)
-MERGES = ("task_arithmetic", "ties", "weight_average")
+MERGES = ("task_arithmetic", "ties")
 SOURCES = (
     "random_init",
     *(f"pretrain_{steps}" for steps in SHORT_PRETRAINING),
@@ -64,7 +65,7 @@ SOURCES = (
 @register_suite(
     "zoo-mini8",
     reference="https://arxiv.org/abs/2207.03036",
-    description="Rank 14 offline mini8 towers per mini8 task; ground truth by CPU fine-tuning.",
+    description="Rank 13 offline mini8 towers per mini8 task; ground truth by CPU fine-tuning.",
 )
 class ZooMini8(ZooSuite):
     """Transferability on mini8: pretrained, short-pretrained, random, expert and merged
@@ -130,7 +131,7 @@ class ZooMini8(ZooSuite):
         mini8 = self._mini8()
         expected = [directory / "sources" / f"{s}.safetensors" for s in SOURCES]
         build_stage(
-            "zoo-mini8", directory, expected, "zoo (15 towers)", 0, lambda: self._sources(mini8)
+            "zoo-mini8", directory, expected, "zoo (14 towers)", 0, lambda: self._sources(mini8)
         )
         if not (directory / "facts.json").is_file():
             self._extract_inputs(directory, mini8)
