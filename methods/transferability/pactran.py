@@ -26,7 +26,8 @@ def pactran_dirichlet(probs: np.ndarray, labels: np.ndarray, alpha: float) -> fl
     log_source = np.log(probs + _EPS)
     posterior = probs
     log_posterior = log_source
-    for _ in range(10):
+    concentration = prior
+    for _ in range(10):  # as the authors': the bound uses the last update's concentration
         concentration = prior + targets.T @ posterior  # [v, d]
         logits = (
             log_source
@@ -35,7 +36,6 @@ def pactran_dirichlet(probs: np.ndarray, labels: np.ndarray, alpha: float) -> fl
         )
         log_posterior = logits - special.logsumexp(logits, axis=-1, keepdims=True)
         posterior = np.exp(log_posterior)
-    concentration = prior + targets.T @ posterior
     log_c0 = special.gammaln(prior.sum()) - special.gammaln(prior).sum()
     log_c = special.gammaln(concentration.sum(axis=0)) - special.gammaln(concentration).sum(axis=0)
     kl = (posterior * (log_posterior - log_source)).sum(axis=0)
