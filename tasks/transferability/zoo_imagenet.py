@@ -172,7 +172,12 @@ def extract(
     return torch.cat(captured), torch.cat(probs)
 
 
-@register_suite("zoo-imagenet", params=PARAMS, reference=SFDA_PAPER)
+@register_suite(
+    "zoo-imagenet",
+    params=PARAMS,
+    reference=SFDA_PAPER,
+    description="SFDA group-1 zoo: 11 torchvision ImageNet models, 11 targets, published truth.",
+)
 class ZooImagenet(ZooSuite):
     """SFDA's group-1 zoo (11 torchvision ImageNet models) × 11 targets, published
     fine-tuned accuracies as ground truth."""
