@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from harness.errors import HarnessError
 from harness.method import MethodContext, Solution, hash_seed
@@ -99,7 +100,13 @@ def estimator(uses: str) -> Callable[[ScoreFunction], Callable[..., Solution]]:
 def rank_zoo(
     context: MethodContext, score: ScoreFunction, uses: str, hyperparameters: Mapping[str, Any]
 ) -> Solution:
-    """Score every source of every target of the context's zoo suite with ``score``."""
+    """Score every source of every target of the context's zoo suite with ``score``.
+
+    Each call runs with one BLAS/OpenMP thread: the matrices are small (N × D with D in
+    the tens to thousands), and on shared cores threaded BLAS spins waiting for partners
+    (NLEEP's mixture fit on zoo-mini8 ran for minutes per target at load 9 on two cores
+    with the default threads, about a second with one).
+    """
     from harness.transferability.zoo import ZooScores, ZooSuite
 
     suite = context.suite
@@ -126,7 +133,8 @@ def rank_zoo(
                 inputs = suite.target_inputs(source, target)
             seed = hash_seed(context.seed, f"{source}/{target}")
             tick = time.perf_counter()
-            value = float(score(inputs, seed=seed, **hyperparameters))
+            with threadpool_limits(1):
+                value = float(score(inputs, seed=seed, **hyperparameters))
             spent += time.perf_counter() - tick
             if not np.isfinite(value):
                 raise HarnessError(
