@@ -117,7 +117,12 @@ class TransferabilityPages(PageKind):
                 download_stem=f"data/transferability-{self.data.suite_slugs[name]}",
                 note="τ_w: scipy.stats.weightedtau between the estimator's scores and the "
                 "fine-tuned test accuracy of each source (1 = same ranking, top ranks "
-                "weigh most). Published rows are the papers' numbers on the same zoo.",
+                "weigh most)."
+                + (
+                    " Published rows are the papers' numbers on the same zoo."
+                    if suite.published
+                    else ""
+                ),
             )
             for cell in sorted(cells, key=lambda c: -(c.stat("average").mean or -9.0)):
                 table.rows.append(_measured_row(cell, tasks))

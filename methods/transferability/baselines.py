@@ -29,7 +29,7 @@ def _fact(inputs: TargetInputs, name: str) -> float:
     reference="https://arxiv.org/abs/2207.03036",
     needs=("zoo",),
 )
-@estimator("features")
+@estimator("source_facts")  # reads nothing: no features are extracted for it
 def random_ranking(inputs: TargetInputs, *, seed: int = 0) -> float:
     """Random: a score drawn from the seed alone (expected τ_w 0), the floor of every table."""
     return float(np.random.default_rng(seed).random())

@@ -75,7 +75,7 @@ PUBLISHED = [
         SFDA_PAPER,
         "published:sfda-group1",
         per_task=dict(zip(published.TARGETS, values, strict=True)),
-        table="Table 2",
+        note="group-1 τ_w as REFERENCE.md gives them (SFDA's table; LogME as SFDA reports it)",
     )
     for method, values in published.PUBLISHED_TAU_W.items()
 ]
