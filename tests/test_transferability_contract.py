@@ -147,3 +147,10 @@ def test_a_model_is_refused_by_a_zoo(tmp_path):
     with pytest.raises(HarnessError, match="transferability estimator") as error:
         zoo.evaluate(torch.nn.Identity(), "alpha")
     assert "\n" not in str(error.value)
+
+
+def test_merging_methods_are_refused_on_a_zoo_up_front(monkeypatch, tmp_path):
+    suite = register_for_test(monkeypatch, "tinyzoo", TinyZoo)
+    with pytest.raises(HarnessError, match="only transferability methods") as error:
+        run(_zoo_spec("ties", suite, tmp_path))
+    assert "\n" not in str(error.value)

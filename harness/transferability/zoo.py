@@ -73,7 +73,8 @@ class ZooSuite(Suite):
 
     metric = "tau_w"
     provides: ClassVar[frozenset[str]] = frozenset({"zoo"})
-    normalises_by_expert: ClassVar[bool] = False
+    #: Only estimators run on a zoo: a merging method's model has nothing to be scored by.
+    method_families: ClassVar[tuple[str, ...] | None] = ("transferability",)
     #: Whether every source has a classifier over source classes (LEEP, NCE, PACTran).
     has_source_classifiers: ClassVar[bool] = True
     splits: ClassVar[Mapping[str, str]] = {
@@ -98,6 +99,10 @@ class ZooSuite(Suite):
     @abstractmethod
     def ground_truth(self, target: str) -> Mapping[str, GroundTruth]:
         """Each source's fine-tuned accuracy on ``target``."""
+
+    def reference_scores(self) -> Mapping[str, float] | None:
+        """No expert reference: a ranking's τ_w is not normalised by anything."""
+        return {}
 
     def pool(self) -> ZooWeights:  # type: ignore[override]
         return ZooWeights(self.name, self.tasks)

@@ -8,7 +8,6 @@ from typing import Any
 from leaderboard import format as fmt
 from leaderboard.catalog import safe_url
 from leaderboard.pages.base import Page, PageKind, Site, whole_suite
-from leaderboard.pages.transferability import zoo_suites
 from leaderboard.tables import Column, Field, Row, Table
 
 
@@ -183,8 +182,7 @@ class IndexPage(PageKind):
                     "methods": methods,
                     "runs": all_runs,
                     "problems": self.data.problems,
-                    "judges": len(self.data.judge_results),
-                    "zoos": zoo_suites(self.data.suites, self.data.suite_cells),
+                    "views": site.views,
                 },
             )
         )

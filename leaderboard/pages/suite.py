@@ -20,6 +20,7 @@ from leaderboard.pages.base import (
     stat_field,
 )
 from leaderboard.pages.costs import cost_page, cost_plots
+from leaderboard.pages.routing import routing_cells, routing_page
 from leaderboard.tables import Column, Field, Row, Table
 
 
@@ -43,6 +44,7 @@ class SuitePages(PageKind):
                         "results": results,
                         "published": published,
                         "cost_page": cost_page(slug),
+                        "routing_page": routing_page(slug) if routing_cells(cells) else None,
                         "reference_url": safe_url(suite.reference),
                         "run_count": sum(len(c.runs) for c in cells),
                     },

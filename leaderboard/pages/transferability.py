@@ -147,6 +147,14 @@ class TransferabilityPages(PageKind):
                 )
             tables.append(table)
         site.tables += tables
+        site.views.append(
+            (
+                "Transferability",
+                PAGE,
+                f"estimators ranking model zoos ({', '.join(names)}) by weighted Kendall τ "
+                "against fine-tuned accuracy, beside the published τ_w",
+            )
+        )
         site.pages.append(
             Page(
                 PAGE,
