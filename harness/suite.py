@@ -37,7 +37,9 @@ SPLITS = ("train", "validation", "test")
 #: "roles": which expert plays which part in a composition (``Suite.roles``: the task
 #: expert and the language expert of cross-lingual layer swapping);
 #: "outcomes": a table of candidate models' per-query scores and costs that routers fit
-#: on (harness/routing/suite.py).
+#: on (harness/routing/suite.py);
+#: "zoo": a transferability suite (``harness.transferability.zoo.ZooSuite``): sources per
+#: target, cached estimator inputs and fine-tuned ground truth.
 CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
@@ -45,6 +47,7 @@ CAPABILITIES = {
     "features": "a backbone that maps a batch to one feature vector per example",
     "lm": "a causal LM whose batches are its fine-tuning sequences (label: the prompt length)",
     "outcomes": "an outcome table (per-query scores and costs of candidate models)",
+    "zoo": "a model zoo with per-(source, target) features and fine-tuned ground truth",
 }
 
 

@@ -1,7 +1,7 @@
 """What each page shows, computed from the records: the site model, before any HTML.
 
 One module per page kind (index, suite, costs, routing, method, run, judges, cross
-capabilities), all
+capabilities, transferability), all
 built on :mod:`leaderboard.pages.base`. A new view is a new :class:`PageKind` added to
 ``PAGE_KINDS``.
 """
@@ -19,6 +19,7 @@ from leaderboard.pages.method import MethodPages
 from leaderboard.pages.routing import RoutingPages
 from leaderboard.pages.run import RunPages
 from leaderboard.pages.suite import SuitePages
+from leaderboard.pages.transferability import TransferabilityPages
 from leaderboard.pages.weakest_link import CrossCapabilityPages
 
 # In this order: the site's tables and pages are listed as the kinds add them.
@@ -30,6 +31,7 @@ PAGE_KINDS: tuple[type[PageKind], ...] = (
     RunPages,
     JudgePages,
     CrossCapabilityPages,
+    TransferabilityPages,
     IndexPage,
 )
 
