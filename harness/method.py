@@ -84,7 +84,10 @@ def cannot_apply(method: str, suite: str, missing: Sequence[str]) -> str:
     """One message for a method that needs what a suite does not provide."""
     from harness.suite import CAPABILITIES
 
-    what = " and ".join(CAPABILITIES[need] for need in missing)
+    what = " and ".join(
+        " or ".join(CAPABILITIES[alternative] for alternative in need.split("|"))
+        for need in missing
+    )
     return (
         f"{method} cannot run on {suite}: it needs {what}, which {suite} does not provide; "
         "pick a data-free method (harness list methods) or a suite that provides them"

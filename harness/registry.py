@@ -251,12 +251,13 @@ def register_method(
     hyperparameter values that keep a slow method (many optimisation steps) fast enough
     for the shared contract tests on the tiny suite; they are checked like ``--set``.
     ``needs`` names what the method reads from the suite beyond weights ("batches",
-    "heads": ``harness.suite.CAPABILITIES``); a suite that does not provide it is refused
-    before anything loads. Data-free methods need nothing and run on every suite.
+    "heads": ``harness.suite.CAPABILITIES``; ``"heads|lm"``: either); a suite that does not
+    provide it is refused before anything loads. Data-free methods need nothing and run on
+    every suite.
     """
     from harness.suite import CAPABILITIES
 
-    unknown = [need for need in needs if need not in CAPABILITIES]
+    unknown = [need for need in needs if not set(need.split("|")) <= set(CAPABILITIES)]
     if unknown:
         raise ValueError(f"needs must be among {sorted(CAPABILITIES)}, got {unknown}")
     if experts is not None and experts < 1:

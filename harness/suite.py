@@ -10,8 +10,10 @@ What a suite offers methods beyond its weights is declared in ``provides``: a me
 
 - :class:`Suite`: the minimal contract (pool, model builder, scorer, identities).
 - :class:`ClassificationSuite`: backbone + frozen head per task, top-1 accuracy; provides
-  labelled batches and heads, which data-based merging methods use (Fisher, RegMean,
-  AdaMerging, soups, routers).
+  labelled batches, heads and a feature backbone, which data-based merging methods use
+  (Fisher, RegMean, AdaMerging, soups, routers). A generation suite may provide batches
+  alone (minimath's fine-tuning sequences): RegMean's Gram matrices need only the layers'
+  inputs.
 """
 
 from __future__ import annotations
@@ -33,12 +35,26 @@ SPLITS = ("train", "validation", "test")
 #: "batches": (inputs, labels) of train/validation and unlabelled test inputs;
 #: "heads": one frozen module per task mapping backbone outputs to class logits;
 #: "roles": which expert plays which part in a composition (``Suite.roles``: the task
-#: expert and the language expert of cross-lingual layer swapping).
+#: expert and the language expert of cross-lingual layer swapping);
+#: "outcomes": a table of candidate models' per-query scores and costs that routers fit
+#: on (harness/routing/suite.py);
+#: "zoo": a transferability suite (``harness.transferability.zoo.ZooSuite``): sources per
+#: target, cached estimator inputs and fine-tuned ground truth.
 CAPABILITIES = {
     "batches": "labelled train/validation batches and unlabelled test inputs",
     "heads": "a frozen classification head per task",
     "roles": "expert roles (which expert is the task expert and which the language expert)",
+    "features": "a backbone that maps a batch to one feature vector per example",
+    "lm": "a causal LM whose batches are its fine-tuning sequences (label: the prompt length)",
+    "outcomes": "an outcome table (per-query scores and costs of candidate models)",
+    "zoo": "a model zoo with per-(source, target) features and fine-tuned ground truth",
 }
+
+
+def provides_need(provides: frozenset[str], need: str) -> bool:
+    """Whether a suite's ``provides`` meets one entry of a method's ``needs``; an entry
+    ``"heads|lm"`` is met by either (Fisher: a classification head or a causal LM)."""
+    return any(alternative in provides for alternative in need.split("|"))
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,9 @@ class Suite(ABC):
     #: Which pool expert plays which part in a composition (``provides`` "roles"), e.g.
     #: ``{"math": "math", "language": "lang2"}`` for layer swapping.
     roles: ClassVar[Mapping[str, str]] = {}
+    #: The method families that can run on this suite (None: any). An outcome-table suite
+    #: holds scores, not weights, so only routers run on it; others are refused up front.
+    method_families: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, context: SuiteContext) -> None:
         self.context = context
@@ -179,6 +198,11 @@ class Suite(ABC):
         before any expert is scored for reference, and records it as ``suite.summary``."""
         return {}
 
+    def reference_scores(self) -> Mapping[str, float] | None:
+        """Each task's individual reference where the suite knows it without scoring pool
+        experts (an outcome table: the best single model on the task); None otherwise."""
+        return None
+
     # ------------------------------------------------------------ optional offers
     def batches(
         self, task: str, split: str, *, batch_size: int = 256, limit: int | None = None
@@ -211,7 +235,7 @@ class ClassificationSuite(Suite):
     to the task's logits; every merged backbone is scored with the same heads.
     """
 
-    provides: ClassVar[frozenset[str]] = frozenset({"batches", "heads"})
+    provides: ClassVar[frozenset[str]] = frozenset({"batches", "heads", "features"})
 
     @abstractmethod
     def head(self, task: str) -> torch.nn.Module:

@@ -195,3 +195,133 @@ def scatter(
             marker = f'<a href="{escape(point.href)}">{marker}</a>'
         parts.append(marker)
     return Markup("".join(parts) + "</svg>"), front
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One router's quality–cost curve (its λ sweep), drawn as a line through its points."""
+
+    label: str
+    points: tuple[tuple[float, float], ...]  # (cost, quality)
+    href: str = ""
+
+
+#: Distinct line colours for curves, cycled (colour-blind-safe Okabe–Ito order).
+PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000")
+
+
+def curves(
+    lines: Sequence[Curve],
+    *,
+    title: str,
+    cost_label: str,
+    cost_format: Callable[[float], str],
+    models: Sequence[Point] = (),
+    merges: Sequence[Point] = (),
+    accuracy_label: str = "quality (%)",
+) -> Markup:
+    """Quality against cost on linear axes: each curve a coloured line with its points,
+    single models as grey squares, merges as diamonds; a legend on the right. Every
+    label is escaped."""
+    width, height, right = 820, 420, 270
+    finite = [
+        (c, q) for line in lines for c, q in line.points if math.isfinite(c) and math.isfinite(q)
+    ]
+    finite += [(p.cost, p.accuracy) for p in (*models, *merges)]
+    parts = [
+        f'<svg class="cost-plot routing-plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 '
+        f'{width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    if not finite:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">no data</text>')
+        return Markup("".join(parts) + "</svg>")
+    x_low, x_high = min(c for c, _ in finite), max(c for c, _ in finite)
+    x_pad = (x_high - x_low) * 0.05 or max(abs(x_high) * 0.05, 1e-9)
+    x_low, x_high = x_low - x_pad, x_high + x_pad
+    y_low, y_high = min(q for _, q in finite), max(q for _, q in finite)
+    y_pad = max((y_high - y_low) * 0.08, 1.0)
+    y_low, y_high = y_low - y_pad, y_high + y_pad
+    plot_w, plot_h = width - LEFT - right, height - TOP - BOTTOM
+
+    def sx(cost: float) -> float:
+        return LEFT + plot_w * (cost - x_low) / (x_high - x_low)
+
+    def sy(value: float) -> float:
+        return TOP + plot_h * (1 - (value - y_low) / (y_high - y_low))
+
+    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
+    step = _nice_step(y_high - y_low)
+    tick = math.ceil(y_low / step) * step
+    while tick <= y_high:
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
+        )
+        tick += step
+    step = _nice_step(x_high - x_low)
+    tick = math.ceil(x_low / step) * step
+    while tick <= x_high:
+        x = sx(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>'
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" class="tick">'
+            f"{escape(cost_format(tick))}</text>"
+        )
+        tick += step
+    parts.append(
+        f'<text x="{LEFT + plot_w / 2}" y="{height - 10}" text-anchor="middle" '
+        f'class="axis-label">{escape(cost_label)} →</text>'
+        f'<text x="14" y="{TOP + plot_h / 2}" text-anchor="middle" class="axis-label" '
+        f'transform="rotate(-90 14 {TOP + plot_h / 2})">{escape(accuracy_label)} →</text>'
+    )
+    legend_x, legend_y = LEFT + plot_w + 14, TOP + 8
+    for index, line in enumerate(lines):
+        colour = PALETTE[index % len(PALETTE)]
+        dash = ' stroke-dasharray="6 3"' if index >= len(PALETTE) else ""
+        points = sorted(p for p in line.points if math.isfinite(p[0]) and math.isfinite(p[1]))
+        coords = " ".join(f"{sx(c):.1f},{sy(q):.1f}" for c, q in points)
+        dots = "".join(
+            f'<circle cx="{sx(c):.1f}" cy="{sy(q):.1f}" r="3" fill="{colour}"/>' for c, q in points
+        )
+        tooltip = f"{line.label}: {len(points)} points of its λ sweep"
+        group = (
+            f'<g class="curve" data-method="{escape(line.label)}"><title>{escape(tooltip)}</title>'
+            f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+            f"{dots}"
+            f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+            f'stroke="{colour}" stroke-width="3"{dash}/>'
+            f'<text x="{legend_x + 24}" y="{legend_y}" class="point-label">'
+            f"{escape(line.label[:40])}</text></g>"
+        )
+        if line.href:
+            group = f'<a href="{escape(line.href)}">{group}</a>'
+        parts.append(group)
+        legend_y += 15
+    for kind, shown in (("model", models), ("merge", merges)):
+        label_ys = _placed_labels([(sx(p.cost), sy(p.accuracy)) for p in shown])
+        for point, label_y in zip(shown, label_ys):
+            x, y = sx(point.cost), sy(point.accuracy)
+            what = "single model" if kind == "model" else "merge (one model's cost)"
+            tooltip = f"{point.label} ({what}): {point.accuracy:.2f} at {cost_format(point.cost)}"
+            if point.detail:
+                tooltip += f"; {point.detail}"
+            if kind == "model":
+                marker = f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8"/>'
+            else:
+                marker = (
+                    f'<polygon points="{x:.1f},{y - 6:.1f} {x + 6:.1f},{y:.1f} {x:.1f},'
+                    f'{y + 6:.1f} {x - 6:.1f},{y:.1f}"/>'
+                )
+            group = (
+                f'<g class="{kind}" data-method="{escape(point.label)}">'
+                f"<title>{escape(tooltip)}</title>{marker}"
+                f'<text x="{x + 8:.1f}" y="{label_y:.1f}" class="point-label">'
+                f"{escape(point.label.rsplit('/', 1)[-1][:22])}</text></g>"
+            )
+            if point.href:
+                group = f'<a href="{escape(point.href)}">{group}</a>'
+            parts.append(group)
+    return Markup("".join(parts) + "</svg>")

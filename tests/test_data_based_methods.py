@@ -160,6 +160,46 @@ def test_fisher_statistics_are_squared_per_example_gradients(tiny_context):
     assert _close(sums[name], expected, atol=1e-6)
 
 
+def test_causal_lm_fisher_squares_per_sequence_answer_gradients_and_ignores_padding():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from harness.merging.statistics import causal_lm_fisher
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=20, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16, pad_token_id=0,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    pad = 0
+    sequences = [[5, 6, 7, 8, 9], [3, 4, 10]]  # prompt lengths 3 and 1
+    prompts = torch.tensor([3, 1])
+    padded = torch.tensor([[5, 6, 7, 8, 9], [3, 4, 10, pad, pad]])
+    sums, count = causal_lm_fisher(
+        model, [(padded, prompts)], torch.device("cpu"), lambda ids: ids != pad,
+        labels="empirical",
+    )  # fmt: skip
+    assert count == 2
+    name = "model.layers.0.mlp.down_proj.weight"
+    expected = torch.zeros_like(dict(model.named_parameters())[name])
+    for ids, start in zip(sequences, prompts.tolist()):
+        model.zero_grad()
+        log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0], -1)
+        sum(log_probs[j - 1, ids[j]] for j in range(start, len(ids))).backward()
+        expected += dict(model.named_parameters())[name].grad ** 2
+    assert _close(sums[name], expected, atol=1e-7)
+    assert expected.abs().sum() > 0
+    # sampled labels: seeded, and the same for the same generator seed
+    runs = [
+        causal_lm_fisher(
+            model, [(padded, prompts)], torch.device("cpu"), lambda ids: ids != pad,
+            generator=torch.Generator().manual_seed(3),
+        )[0][name]
+        for _ in range(2)
+    ]  # fmt: skip
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], sums[name])
+
+
 # --------------------------------------------------------------------------- AdaMerging
 def test_adamerging_coefficient_shapes_and_init_reproduce_task_arithmetic(tiny_context):
     mixer = TaskVectorMixer(tiny_context)

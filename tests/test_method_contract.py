@@ -37,7 +37,15 @@ from harness.suite import SuiteContext
 from harness.weights.pool import Checkpoint, ExpertPool
 from tests.tiny_suite import TinySuite
 
-NAMES = METHODS.names()
+# Routers over outcome tables score a table, not weights: tests/test_routing_contract.py
+# checks every one of them (determinism, no test outcomes read, oracle ≥ router ≥ random).
+# Transferability estimators rank a model zoo and return no model: their own contract
+# suite (tests/test_transferability_contract.py) checks every one of them alike.
+NAMES = [
+    name
+    for name in METHODS.names()
+    if "outcomes" not in METHODS.get(name).needs and METHODS.get(name).family != "transferability"
+]
 SCORE_LIMIT = 16  # validation examples per task when comparing scores
 
 # Identities the math implies: method → (pool, hyperparameters, expected model per task).

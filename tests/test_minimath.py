@@ -174,3 +174,40 @@ def test_suite_files_are_lm_eval_configs_over_the_builds_parquet(small):
     model = minimath.build_model(pool.base_state())
     assert sorted(name for name, _ in model.named_parameters()) == sorted(pool.names)
     assert len(pd.read_parquet(minimath.root / "math" / "validation.parquet")) == 16
+
+
+def test_batches_are_the_fine_tuning_sequences_and_regmean_merges_the_causal_lm(
+    small, monkeypatch, capsys, tmp_path
+):
+    minimath = suite.MiniMath(SuiteContext(progress=False))
+    minimath.prepare()
+    tokenizer = minimath.tokenizer()
+    rows = pd.read_parquet(minimath.root / "math" / "train.parquet").to_dict("records")[:10]
+    seen = []
+    for inputs, prompt_lengths in minimath.batches("math", "train", batch_size=4, limit=10):
+        mask = minimath.token_mask(inputs)
+        for ids, real, start in zip(inputs, mask, prompt_lengths):
+            tokens = ids[real].tolist()
+            assert real.sum() == len(tokens) and not (~real[: len(tokens)]).any()  # right-padded
+            answer = tokenizer.decode(tokens[int(start) : -1]).strip()
+            assert tokens[-1] == tokenizer.eos_token_id
+            seen.append((tokenizer.decode(tokens[: int(start)]).strip(), answer))
+    assert sorted(seen) == sorted((build.prompt(r["question"]), r["answer"]) for r in rows)
+    # RegMean's Grams come from hooks on the Llama's linear layers over those tokens
+    record = _record(
+        monkeypatch, capsys, tmp_path / "regmean", "--method", "regmean", "--select", "defaults"
+    )
+    assert record["hyperparameters"]["num_examples"] == 256
+    assert record["peak_memory"]["method_mib"] is not None
+    assert all(entry["n"] == SMALL_RECIPE.test_examples for entry in record["tasks"].values())
+    # Fisher merging weighs the causal LM by its answer tokens' log-likelihood gradients
+    record = _record(
+        monkeypatch, capsys, tmp_path / "fisher", "--method", "fisher", "--select", "defaults",
+        "--set", "num_examples=16",
+    )  # fmt: skip
+    assert record["method_info"]["fisher_labels"] == "sampled"
+    refused = invoke(
+        monkeypatch, capsys, "eval", "--tasks", "minimath", "--method", "fisher",
+        "--set", "variant=fusionbench", "--results", str(tmp_path / "no"), "--quiet",
+    )  # fmt: skip
+    assert refused[0] == 2 and "variant=paper" in refused[2]

@@ -50,7 +50,8 @@ def test_the_vision_and_minitext_suites_are_classification_suites():
         assert issubclass(cls, Suite)
         if name in ("mini8", "minitext", "vit8", "vit14", "vit20"):
             assert issubclass(cls, ClassificationSuite)
-            assert cls.provides == frozenset({"batches", "heads"}) <= frozenset(CAPABILITIES)
+            assert cls.provides == frozenset({"batches", "heads", "features"})
+            assert cls.provides <= frozenset(CAPABILITIES)
 
 
 def test_data_free_and_data_based_methods_are_both_present():

@@ -33,3 +33,23 @@ def convert_checkpoint_command(source: Path, target: Path, allow_pickle: bool) -
 
     weights = convert_checkpoint(source, target, allow_pickle=allow_pickle)
     click.echo(f"written: {weights}")
+
+
+@convert_group.command("routerbench")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Unpickle SOURCE (runs code from the file: only for the release you trust).",
+)
+def convert_routerbench_command(source: Path, allow_pickle: bool) -> None:
+    """Write the parquet the routerbench suite reads beside RouterBench's pickle SOURCE.
+
+    \b
+    Example (in a mirror):
+      harness convert routerbench \\
+          mirror/datasets/withmartian/routerbench/routerbench_0shot.pkl --allow-pickle
+    """
+    from tasks.routing.routerbench import convert_pickle
+
+    click.echo(f"written: {convert_pickle(source, allow_pickle=allow_pickle)}")

@@ -266,6 +266,53 @@ def diagonal_fisher(
     return sums, count
 
 
+def causal_lm_fisher(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    token_mask: Callable[[torch.Tensor], torch.Tensor | None],
+    *,
+    labels: str = "sampled",
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """:func:`diagonal_fisher` for a causal LM over fine-tuning sequences: per example, the
+    squared gradient of log p(y|x) = Σ_t log p(y_t | x, y_<t) over the answer tokens.
+
+    Batches are ``(input_ids, prompt_lengths)`` (a generation suite's ``batches``, right
+    padded; ``token_mask`` marks the real tokens): the answer is each sequence after its
+    prompt. ``labels="sampled"`` draws each answer token from the model given the gold
+    prefix (teacher forcing: one forward pass instead of a generation per example, the
+    usual approximation of sampling whole answers); ``"empirical"`` uses the gold answer.
+    """
+    if labels not in ("sampled", "empirical"):
+        raise HarnessError(f"fisher labels must be 'sampled' or 'empirical', got {labels!r}")
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    sums = {name: torch.zeros_like(p) for name, p in named}
+    count = 0
+    for inputs, prompt_lengths in batches:
+        mask = token_mask(inputs)
+        for index in range(inputs.shape[0]):
+            ids = inputs[index] if mask is None else inputs[index][mask[index]]
+            start = int(prompt_lengths[index])
+            if not 0 < start < len(ids):
+                continue  # no answer token to score
+            logits = model(ids[None].to(device)).logits[0, start - 1 : len(ids) - 1]
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            if labels == "sampled":
+                probs = log_probs.detach().exp().cpu()
+                targets = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                targets = ids[start:]
+            objective = log_probs.gather(1, targets.to(device)[:, None]).sum()
+            grads = torch.autograd.grad(objective, params, allow_unused=True)
+            for (name, _), value in zip(named, grads):
+                if value is not None:
+                    sums[name] += value.detach().pow(2)
+            count += 1
+    return sums, count
+
+
 class RegressionSums:
     """Running Σ_t G̃_t and Σ_t G̃_t W_tᵀ per linear layer, so RegMean holds one expert at
     a time: G̃_t = α G_t + (1 − α) diag(G_t) is RegMean's regularised Gram matrix.

@@ -42,7 +42,7 @@ from harness.run.records import (
     write_record,
 )
 from harness.run.selection import STRATEGIES, Selection, select
-from harness.suite import Suite, SuiteContext
+from harness.suite import Suite, SuiteContext, provides_need
 
 
 @dataclass
@@ -70,7 +70,13 @@ class RunSpec:
         suite.resolve_params(self.suite_options)
         if self.select not in STRATEGIES:
             raise HarnessError(f"--select must be one of {', '.join(STRATEGIES)}")
-        missing = [need for need in method.needs if need not in suite.obj.provides]
+        families = suite.obj.method_families
+        if families is not None and method.family not in families:
+            raise HarnessError(
+                f"{self.method} ({method.family}) cannot run on {self.suite}: only "
+                f"{', '.join(families)} methods do; pick one with harness list methods"
+            )
+        missing = [need for need in method.needs if not provides_need(suite.obj.provides, need)]
         if missing:
             raise HarnessError(cannot_apply(self.method, self.suite, missing))
         tasks = self.only or list(getattr(suite.obj, "tasks", []))
@@ -431,6 +437,8 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     summary = dict(suite.evaluation_summary())
     if spec.method == "individual" and not set(suite.tasks) & set(suite.reference_experts):
         reference = {task: scores[task][suite.metric] for task in suite.tasks}
+    elif (known := suite.reference_scores()) is not None:
+        reference = dict(known)
     else:
         reference = individual_reference(context)
 

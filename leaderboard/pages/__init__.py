@@ -1,6 +1,7 @@
 """What each page shows, computed from the records: the site model, before any HTML.
 
-One module per page kind (index, suite, costs, distillation, method, run, judges), all
+One module per page kind (index, suite, costs, distillation, routing, method, run,
+judges, cross capabilities, transferability), all
 built on :mod:`leaderboard.pages.base`. A new view is a new :class:`PageKind` added to
 ``PAGE_KINDS``.
 """
@@ -16,17 +17,23 @@ from leaderboard.pages.distillation import DistillationPages
 from leaderboard.pages.index import IndexPage
 from leaderboard.pages.judges import JudgePages
 from leaderboard.pages.method import MethodPages
+from leaderboard.pages.routing import RoutingPages
 from leaderboard.pages.run import RunPages
 from leaderboard.pages.suite import SuitePages
+from leaderboard.pages.transferability import TransferabilityPages
+from leaderboard.pages.weakest_link import CrossCapabilityPages
 
 # In this order: the site's tables and pages are listed as the kinds add them.
 PAGE_KINDS: tuple[type[PageKind], ...] = (
     SuitePages,
     CostPages,
     DistillationPages,
+    RoutingPages,
     MethodPages,
     RunPages,
     JudgePages,
+    CrossCapabilityPages,
+    TransferabilityPages,
     IndexPage,
 )
 

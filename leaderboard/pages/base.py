@@ -40,6 +40,9 @@ class Site:
     pages: list[Page] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)  # every table with downloads
     files: dict[str, str] = field(default_factory=dict)  # extra files: path -> text
+    #: pages of one view each (judges, cross capabilities, a family's curves) that the
+    #: index lists: (title, path, what it shows)
+    views: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class SiteData:

@@ -182,7 +182,7 @@ class IndexPage(PageKind):
                     "methods": methods,
                     "runs": all_runs,
                     "problems": self.data.problems,
-                    "judges": len(self.data.judge_results),
+                    "views": site.views,
                 },
             )
         )

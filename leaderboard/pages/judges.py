@@ -120,6 +120,14 @@ class JudgePages(PageKind):
                 data[str(result["judge"].get("identity"))] = value
             per_capability.rows.append(Row(cells=cells, data=data))
         site.tables += [overall, per_capability]
+        site.views.append(
+            (
+                "Judges",
+                PAGE,
+                f"{len(results)} judge meta-evaluation result(s): agreement of the judges of "
+                "generated responses with CrossEval's human ratings, beside the published judges",
+            )
+        )
         site.pages.append(
             Page(
                 PAGE,

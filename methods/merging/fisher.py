@@ -43,6 +43,13 @@ paper's (the default, ``variant=paper``) in three ways:
 
 ``labels`` applies to the paper variant only (FusionBench takes the expectation over
 all classes inside its batch gradient).
+
+Causal LMs (suites that provide "lm", e.g. minimath): p_t(y|x) is the expert's
+probability of an answer given its prompt, Σ_j log p_t(y_j | x, y_<j) over the answer
+tokens of task t's fine-tuning sequences; y is drawn token by token from the expert given
+the gold prefix (``labels=sampled``) or is the gold answer (``empirical``); see
+``harness.merging.statistics.causal_lm_fisher``. FusionBench's variant is defined for
+classification heads only and is refused there.
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ import math
 
 import torch
 
-from harness.errors import HyperparameterError
-from harness.merging.statistics import diagonal_fisher
+from harness.errors import HarnessError, HyperparameterError
+from harness.merging.statistics import causal_lm_fisher, diagonal_fisher
 from harness.method import MethodContext, Solution
 from harness.registry import Param, register_method
 
@@ -75,7 +82,7 @@ VARIANT = Param(
 @register_method(
     "fisher",
     family="merging",
-    needs=("batches", "heads"),
+    needs=("batches", "heads|lm"),
     reference="https://arxiv.org/abs/2111.09832",
     params={
         "num_examples": NUM_EXAMPLES,
@@ -96,20 +103,34 @@ def fisher(
     variant: str,
 ) -> Solution:
     pool = context.pool
+    language_model = "heads" not in context.suite.provides
+    if language_model and variant != "paper":
+        raise HarnessError(
+            "fisher variant=fusionbench is defined for classification heads; "
+            "use variant=paper on a causal-LM suite"
+        )
     model = context.build_model(pool.base_state())
     weighted: dict[str, torch.Tensor] = {}
     totals: dict[str, torch.Tensor] = {}
     for task in pool.tasks:
         model.load_state_dict(pool.expert_state(task), strict=True)
-        sums, count = diagonal_fisher(
-            model,
-            context.head(task),
-            context.labeled_batches(task, "train", batch_size=batch_size, limit=num_examples),
-            context.device,
-            labels=labels,
-            generator=context.generator(f"fisher:{task}"),
-            estimator="per_example" if variant == "paper" else "batch_expected",
-        )
+        batches = context.labeled_batches(task, "train", batch_size=batch_size, limit=num_examples)
+        generator = context.generator(f"fisher:{task}")
+        if language_model:
+            sums, count = causal_lm_fisher(
+                model, batches, context.device, context.token_mask, labels=labels,
+                generator=generator,
+            )  # fmt: skip
+        else:
+            sums, count = diagonal_fisher(
+                model,
+                context.head(task),
+                batches,
+                context.device,
+                labels=labels,
+                generator=generator,
+                estimator="per_example" if variant == "paper" else "batch_expected",
+            )
         fishers = {name: value.div_(max(count, 1)) for name, value in sums.items()}
         weights = fisher_weights_(fishers, floor, variant)
         with torch.no_grad():

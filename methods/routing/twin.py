@@ -184,7 +184,7 @@ def train_router(
 @register_method(
     "twin",
     family="routing",
-    needs=("batches",),
+    needs=("batches", "features"),
     reference="https://arxiv.org/abs/2406.15479",
     params={
         "scaling": SCALING,

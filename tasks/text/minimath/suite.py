@@ -26,7 +26,7 @@ exists only to carve that validation split from; nothing trains on it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,20 +67,23 @@ def lm_task_name(task: str) -> str:
     return f"minimath_{task}"
 
 
-def lm_task_config(task: str, split: str, path: Path) -> dict[str, Any]:
+def lm_task_config(
+    task: str, split: str, path: Path, answer_regex: str | None = None
+) -> dict[str, Any]:
     """The full lm-eval task config of one task's split: GSM8K's prompt, generation and
-    exact-match metric, zero-shot, over the build's parquet file."""
-    spec = data.TASKS[task]
+    exact-match metric, zero-shot, over the build's parquet file (``answer_regex``: the
+    strict-match pattern of a task that is not minimath's own)."""
+    answer_regex = answer_regex or data.TASKS[task].answer_regex
     filters = [
         {
             "name": "strict-match",
             "filter": [
-                {"function": "regex", "regex_pattern": spec.answer_regex},
+                {"function": "regex", "regex_pattern": answer_regex},
                 {"function": "take_first"},
             ],
         }
     ]
-    if spec.answer_regex == data.TASKS["math"].answer_regex:  # numeric answers
+    if answer_regex == data.TASKS["math"].answer_regex:  # numeric answers
         filters.append(
             {
                 "name": "flexible-extract",
@@ -136,7 +139,7 @@ class MiniMath(Suite):
 
     tasks = list(data.TASKS)
     metric = "exact_match"
-    provides: ClassVar[frozenset[str]] = frozenset({"roles"})
+    provides: ClassVar[frozenset[str]] = frozenset({"roles", "batches", "lm"})
     #: Tasks without an expert of their own: their individual reference is the best of these
     reference_experts: ClassVar[Mapping[str, tuple[str, ...]]] = dict(data.CROSS_LINGUAL)
     #: Which expert plays which part in cross-lingual composition (layer_swap reads it)
@@ -285,11 +288,12 @@ class MiniMath(Suite):
         """lm-eval's exact match (%) of greedy generations on one task's split."""
         from harness.evaluation.lm_harness import LmTask, score
 
-        path = self.root / task / f"{split}.parquet"
         lm_task = LmTask(
             lm_task_name(task),
             "exact_match,strict-match",
-            config=lm_task_config(task, split, path),
+            config=lm_task_config(
+                task, split, self.split_path(task, split), self.answer_regex(task)
+            ),
         )
         scored = score(
             model,
@@ -305,6 +309,40 @@ class MiniMath(Suite):
         metrics = dict(scored.metrics)
         return {"exact_match": metrics["exact_match,strict-match"], **metrics, "n": scored.n}
 
+    def batches(
+        self, task: str, split: str, *, batch_size: int = EVAL_BATCH, limit: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """A split's items as the experts were fine-tuned on them (``Question: q Answer:
+        a<eos>``), length-bucketed and right-padded with the pad id, in a fixed order. The
+        label of an item is its prompt's length in tokens: the answer is the rest of the
+        sequence, so the next-token targets are the inputs from that position on. What
+        RegMean's Gram matrices read: every layer input of the items' real tokens."""
+        import numpy as np
+
+        from harness.evaluation.text import TokenizedSplit, bucketed_batches
+
+        frame = pd.read_parquet(self.split_path(task, split))
+        rows = frame.to_dict("records")[:limit]
+        sequences = build.sft_sequences(self._tokenizer, rows)
+        prompts = [row.count(build.IGNORE) for row in sequences.targets]
+        tokens = TokenizedSplit(
+            [np.asarray(ids, dtype=np.int64) for ids in sequences.ids], np.asarray(prompts)
+        )
+        pad = self._tokenizer.pad_token_id
+        return bucketed_batches(tokens, pad_id=pad, batch_size=batch_size, limit=limit)
+
+    def token_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Real tokens: batches are right-padded with the pad id (never a text token)."""
+        return inputs != self._tokenizer.pad_token_id
+
+    def split_path(self, task: str, split: str) -> Path:
+        """The parquet file of one task's split."""
+        return self.root / task / f"{split}.parquet"
+
+    def answer_regex(self, task: str) -> str:
+        """The strict-match pattern of ``task``'s answers (group 1 is the answer)."""
+        return data.TASKS[task].answer_regex
+
     def evaluation_details(self, task: str) -> Mapping[str, Any]:
         return self._details.get(task, {})
 
@@ -318,17 +356,18 @@ class MiniMath(Suite):
             for task in self.expert_tasks()
         ]
         built += [
-            (f"dataset:{task}", f"harness/minimath-{task}-test", f"{task}/test.parquet")
+            (f"dataset:{task}", f"harness/{self.name}-{task}-test", self.split_path(task, "test"))
             for task in self.tasks
         ]
         return [Artifact(role, name, "built", sha256=self._sha(file)) for role, name, file in built]
 
-    def _sha(self, file: str) -> str:
+    def _sha(self, file: str | Path) -> str:
         if not hasattr(self, "_hashes"):
             self._hashes: dict[str, str] = {}
-        if file not in self._hashes:
-            self._hashes[file] = file_sha256(self.root / file)
-        return self._hashes[file]
+        key = str(file)
+        if key not in self._hashes:
+            self._hashes[key] = file_sha256(self.root / file)
+        return self._hashes[key]
 
 
 def split_rows(task: str, words: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:

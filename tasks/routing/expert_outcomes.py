@@ -1,0 +1,109 @@
+"""Outcome tables built offline from the harness's own experts: ``mini8-outcomes`` and
+``minitext-outcomes``.
+
+Candidates: a suite's pretrained model and its experts (mini8: 9 models; minitext: 8),
+each scored item by item on every task with that task's frozen head
+(:mod:`harness.routing.experts`). A router reads the pretrained model's output for the
+item: for mini8's images, which have no text, the pretrained tower's feature vector; for
+minitext's sentences, all-MiniLM-L6-v2's sentence embedding. Rows: the suite's
+``validation`` items (held out from fine-tuning and from the heads) are the routers'
+``train`` rows, a fixed 10% of them ``validation``; its ``test`` items are ``test``.
+Cost: parameters per query of the answering model (its network + the task's head). All
+candidates share one architecture, so every one costs the same and the λ sweep cannot
+trade quality for cost: a router's curve is one point and its AIQ its accuracy. What
+routing buys here is accuracy on a task-mixed stream with the task hidden, against one
+model for everything (best_single) and the oracle; the leaderboard places the source
+suite's merges and its task-id oracle (``individual``) beside the routers.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from harness.cache import cached_directory, content_key, file_sha256
+from harness.progress import note
+from harness.registry import register_suite
+from harness.routing.experts import read_table, score_experts
+from harness.routing.suite import OutcomeSuite
+from harness.routing.table import OutcomeTable
+from harness.suite import Artifact, ClassificationSuite, SuiteContext
+
+BUILD_VERSION = 1
+
+
+class ExpertOutcomes(OutcomeSuite):
+    """A classification suite's pretrained model and experts × every item of its tasks."""
+
+    source: ClassVar[str]  # the registered classification suite the table is built from
+    cost_unit = "parameters per query"
+    splits = {
+        "train": "the source suite's validation items (held out from fine-tuning), minus "
+        "a 10% carve",
+        "validation": "a fixed 10% of the source suite's validation items",
+        "test": "the source suite's test items",
+    }
+
+    @property
+    def checkpoint_set(self) -> str:
+        return getattr(self, "_checkpoint_set", f"built:{self.name}")
+
+    def _source_suite(self) -> ClassificationSuite:
+        from harness.registry import SUITES
+
+        entry = SUITES.get(self.source)
+        suite = entry.obj(
+            SuiteContext(
+                mirror=self.context.mirror,
+                cache_dir=self.context.cache_dir,
+                device=self.context.device,
+                seed=self.context.seed,
+                progress=self.context.progress,
+                options=entry.resolve_params({}),
+            )
+        )
+        suite.prepare()
+        return suite
+
+    def load_table(self) -> OutcomeTable:
+        source = self._source_suite()
+        self._source = source
+        self._checkpoint_set = f"{source.checkpoint_set}/outcomes-v{BUILD_VERSION}"
+        key = content_key(f"{self.source}-outcomes", BUILD_VERSION, source.checkpoint_set)
+        self.root = cached_directory(
+            key,
+            lambda directory: score_experts(
+                source, {"validation": "train", "test": "test"}, directory
+            ),
+            namespace=f"{self.source}-outcomes",
+            on_wait=lambda: note(f"waiting for another process building {self.name}"),
+        )
+        return read_table(self.root)
+
+    def artifacts(self) -> list[Artifact]:
+        table = self.root / "outcomes.safetensors"
+        return [
+            *self._source.artifacts(),  # what the table was scored from
+            Artifact("outcomes", f"harness/{self.name}", "built", sha256=file_sha256(table)),
+        ]
+
+
+@register_suite(
+    "mini8-outcomes",
+    reference="https://arxiv.org/abs/2403.12031",
+    description="mini8's pretrained model and 8 experts scored per item on every task: "
+    "routers over a real outcome table, offline.",
+)
+class Mini8Outcomes(ExpertOutcomes):
+    source = "mini8"
+    merge_suite = "mini8"  # its merges are drawn beside the routers (leaderboard)
+
+
+@register_suite(
+    "minitext-outcomes",
+    reference="https://arxiv.org/abs/2403.12031",
+    description="minitext's pretrained MiniLM and 7 experts scored per sentence on every "
+    "task: routers over a real text outcome table, offline.",
+)
+class MinitextOutcomes(ExpertOutcomes):
+    source = "minitext"
+    merge_suite = "minitext"

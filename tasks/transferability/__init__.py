@@ -1,0 +1,1 @@
+"""Transferability suites: a model zoo, targets and fine-tuned ground truth (``ZooSuite``)."""
