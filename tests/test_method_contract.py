@@ -89,6 +89,15 @@ IDENTITIES: dict[str, tuple[str, dict[str, Any], str]] = {
     # swapping layers between identical experts gives that expert back
     "layer_swap": ("same", {}, "experts"),
     "checkpoint_average": ("same", {}, "experts"),
+    # distillation: no steps return the student's init (the base, or a merge of one
+    # expert at λ = 1, which is that expert)
+    "multi_teacher_kd": (
+        "one",
+        {"steps": 0, "init": "task_arithmetic", "init_scaling": 1.0},
+        "experts",
+    ),
+    "average_logit_kd": ("all", {"steps": 0}, "base"),
+    "feature_distillation": ("all", {"steps": 0}, "base"),
 }
 
 

@@ -1,7 +1,7 @@
 """What each page shows, computed from the records: the site model, before any HTML.
 
-One module per page kind (index, suite, costs, routing, method, run, judges, cross
-capabilities, transferability), all
+One module per page kind (index, suite, costs, distillation, routing, method, run,
+judges, cross capabilities, transferability), all
 built on :mod:`leaderboard.pages.base`. A new view is a new :class:`PageKind` added to
 ``PAGE_KINDS``.
 """
@@ -13,6 +13,7 @@ from typing import Any
 from leaderboard.cells import Run
 from leaderboard.pages.base import Page, PageKind, Site, SiteData
 from leaderboard.pages.costs import CostPages
+from leaderboard.pages.distillation import DistillationPages
 from leaderboard.pages.index import IndexPage
 from leaderboard.pages.judges import JudgePages
 from leaderboard.pages.method import MethodPages
@@ -26,6 +27,7 @@ from leaderboard.pages.weakest_link import CrossCapabilityPages
 PAGE_KINDS: tuple[type[PageKind], ...] = (
     SuitePages,
     CostPages,
+    DistillationPages,
     RoutingPages,
     MethodPages,
     RunPages,

@@ -20,6 +20,7 @@ from leaderboard.pages.base import (
     stat_field,
 )
 from leaderboard.pages.costs import cost_page, cost_plots
+from leaderboard.pages.distillation import distillation_page
 from leaderboard.pages.routing import routing_cells, routing_page
 from leaderboard.tables import Column, Field, Row, Table
 
@@ -44,6 +45,11 @@ class SuitePages(PageKind):
                         "results": results,
                         "published": published,
                         "cost_page": cost_page(slug),
+                        "distillation_page": (
+                            distillation_page(slug)
+                            if any(c.family == "distillation" and c.runs for c in cells)
+                            else None
+                        ),
                         "routing_page": routing_page(slug) if routing_cells(cells) else None,
                         "reference_url": safe_url(suite.reference),
                         "run_count": sum(len(c.runs) for c in cells),

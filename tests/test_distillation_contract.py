@@ -1,0 +1,168 @@
+"""The distillation family's contract, parametrised over every registered distillation
+method (as scikit-learn's ``check_estimator``): a new method is checked for free.
+
+Each method, on the tiny three-task suite, must:
+* give the same student for the same seed (and a different one for another seed);
+* return its initialisation with zero steps (the base, or the registered merge it names);
+* never read test labels (nor test inputs): it learns from the train split only;
+* approach the expert when trained from that one expert alone;
+* record its compute (steps, examples seen by student and teachers, seconds), paying for
+  each teacher once per distinct train batch however many epochs the budget runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.method import MethodContext
+from harness.registry import METHODS, SUITES, Entry
+from harness.suite import SuiteContext
+from tests.tiny_suite import TinySuite
+
+NAMES = [name for name in METHODS.names() if METHODS.get(name).family == "distillation"]
+FAST = {"steps": 3, "batch_size": 16}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class NoTestSplit(TinySuite):
+    """The tiny suite, refusing any read of the test split and logging every read."""
+
+    reads: list[tuple[str, str]] = []
+
+    def batches(self, task, split, *, batch_size=256, limit=None):
+        if split == "test":
+            raise AssertionError(f"test split of {task} read during distillation")
+        NoTestSplit.reads.append((task, split))
+        return super().batches(task, split, batch_size=batch_size, limit=limit)
+
+
+def _suite(cls: type[TinySuite] = TinySuite) -> TinySuite:
+    cls.name = "tiny3"
+    suite = cls(SuiteContext(progress=False))
+    suite.prepare()
+    return suite
+
+
+def _run(name: str, suite=None, pool=None, seed: int = 0, **overrides):
+    suite = suite or _suite()
+    context = MethodContext(
+        suite, pool or suite.pool(), torch.device("cpu"), seed=seed, progress=False
+    )
+    entry = METHODS.get(name)
+    return entry.obj(context, **entry.resolve_params({**FAST, **overrides})), context
+
+
+def test_the_family_has_its_methods():
+    assert {"multi_teacher_kd", "average_logit_kd", "feature_distillation"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_student(name):
+    first, _ = _run(name)
+    again, _ = _run(name)
+    other, _ = _run(name, seed=1, steps=12)  # another batch order
+    more, _ = _run(name, steps=12)
+    for key, tensor in first.state.items():
+        assert torch.equal(tensor, again.state[key]), f"{name}: {key} differs under one seed"
+    assert any(not torch.equal(t, other.state[k]) for k, t in more.state.items())
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("init", ["pretrained", "task_arithmetic", "ties"])
+def test_zero_steps_return_the_initialisation(name, init):
+    suite = _suite()
+    solution, context = _run(name, suite, steps=0, init=init, init_scaling=0.4)
+    if init == "pretrained":
+        expected = context.pool.base_state()
+    else:
+        entry = METHODS.get(init)
+        expected = entry.obj(context, **entry.resolve_params({"scaling": 0.4})).state
+    assert set(solution.state) == set(expected)
+    for key, tensor in solution.state.items():
+        assert torch.equal(tensor, expected[key]), f"{name}/{init}: {key} is not the init"
+    assert solution.info["distillation"]["examples_seen"] == 0
+    assert solution.info["init"]["method"] == init
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_test_labels_are_never_read(name):
+    NoTestSplit.reads = []
+    suite = _suite(NoTestSplit)
+    solution, _ = _run(name, suite, label_weight=0.5)  # the label term reads train labels
+    assert solution.info["distillation"]["examples_seen"] > 0
+    assert {split for _, split in NoTestSplit.reads} == {"train"}
+
+
+def _disagreement(context: MethodContext, state, task: str) -> float:
+    """KL(expert ‖ model) of the task head's predictions on validation inputs."""
+    model = context.build_model(state)
+    expert = context.build_model(context.pool.expert_state(task))
+    head = context.head(task)
+    inputs = torch.cat([x for x, _ in context.suite.batches(task, "validation")])
+    with torch.no_grad():
+        target = F.log_softmax(head(expert(inputs)), dim=-1)
+        guess = F.log_softmax(head(model(inputs)), dim=-1)
+    return float((target.exp() * (target - guess)).sum(dim=-1).mean())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_student_of_one_expert_approaches_it(name):
+    suite = _suite()
+    pool = suite.pool().subset(["a"])
+    solution, context = _run(name, suite, pool, steps=80, lr=3e-3, warmup=0.0)
+    before = _disagreement(context, context.pool.base_state(), "a")
+    after = _disagreement(context, solution.state, "a")
+    assert after < 0.05 * before, f"{name}: KL to the expert {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compute_is_recorded_and_teachers_run_once_per_batch(name):
+    solution, context = _run(name, steps=20)  # 96 train inputs, 16 a batch: over 3 epochs
+    costs = solution.info["distillation"]
+    train = 96  # tests/tiny_suite.py SIZES["train"]
+    tasks = len(context.tasks)
+    assert costs["steps"] == 20
+    assert costs["examples_seen"] == 20 * 16 * tasks
+    assert costs["distinct_examples"] == train * tasks
+    teachers = {task: len(t) for task, t in solution.info["teachers"].items()}
+    assert costs["teacher_forward_examples"] == train * sum(teachers.values())
+    assert costs["train_s"] > 0 and costs["cpu_s"] > 0 and costs["gpu_s"] is None
+    assert solution.extra_parameters == 0 and solution.info["inference_models"] == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_examples_cap_the_train_data(name):
+    solution, _ = _run(name, steps=5, examples=32)
+    assert solution.info["distillation"]["distinct_examples"] == 32 * 3
+
+
+def test_the_record_carries_the_budget_and_compute(tmp_path, monkeypatch):
+    from harness.run.runner import RunSpec, run
+
+    SUITES.discover()
+    entry = Entry(name="tiny3", kind="suite", obj=TinySuite, family="suite")
+    monkeypatch.setitem(SUITES._entries, "tiny3", entry)
+    spec = RunSpec(
+        method="multi_teacher_kd",
+        suite="tiny3",
+        overrides={"steps": 4, "batch_size": 16},
+        device="cpu",
+        results_dir=tmp_path,
+        progress=False,
+    )
+    record, _ = run(spec)
+    assert record["method"]["family"] == "distillation"
+    assert record["hyperparameters"]["steps"] == 4
+    assert record["method_info"]["distillation"]["examples_seen"] == 4 * 16 * 3
+    assert record["method_info"]["budget"] == {"steps": 4, "batch_size": 16, "examples": 0}
+    assert record["extra_parameters"] == 0
+    assert "--set steps=4" in record["command"]
