@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from leaderboard.plot import Point, Reference, _nice_step, _placed_labels, _squash, tick_values
+from leaderboard.plot import (
+    Point,
+    Reference,
+    _placed_labels,
+    _squash,
+    frame_and_y_grid,
+    tick_values,
+)
 
 WIDTH, HEIGHT = 760, 360
 LEFT, RIGHT, TOP, BOTTOM = 64, 300, 20, 52
@@ -71,16 +78,7 @@ def curves(
     def sy(y: float) -> float:
         return TOP + plot_h * (1 - (y - y_low) / (y_high - y_low))
 
-    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
-    step = _nice_step(y_high - y_low)
-    tick = math.ceil(y_low / step) * step
-    while tick <= y_high:
-        y = sy(tick)
-        parts.append(
-            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
-        )
-        tick += step
+    parts += frame_and_y_grid(plot_w, plot_h, y_low, y_high, sy)
     last_x = -1e9
     for value in tick_values(x_max, whole=True):
         x = sx(value)

@@ -76,6 +76,24 @@ def _placed_labels(positions: list[tuple[float, float]]) -> list[float]:
     return result
 
 
+def frame_and_y_grid(
+    plot_w: float, plot_h: float, y_low: float, y_high: float, sy: Callable[[float], float]
+) -> list[str]:
+    """The plot frame and the horizontal grid lines with their value ticks, as SVG parts
+    (every plot on the site shares this axis)."""
+    parts = [f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>']
+    step = _nice_step(y_high - y_low)
+    tick = math.ceil(y_low / step) * step
+    while tick <= y_high:
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
+        )
+        tick += step
+    return parts
+
+
 def scatter(
     points: Sequence[Point],
     *,
@@ -117,18 +135,7 @@ def scatter(
         return TOP + plot_h * (1 - (accuracy - y_low) / (y_high - y_low))
 
     # axes and grid
-    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
-    step = _nice_step(y_high - y_low)
-    tick = math.ceil(y_low / step) * step
-    while tick <= y_high:
-        y = sy(tick)
-        parts.append(
-            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-        )
-        parts.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
-        )
-        tick += step
+    parts += frame_and_y_grid(plot_w, plot_h, y_low, y_high, sy)
     last_x = -1e9
     for value in tick_values(x_max, whole_costs):
         x = sx(value)
@@ -251,16 +258,7 @@ def curves(
     def sy(value: float) -> float:
         return TOP + plot_h * (1 - (value - y_low) / (y_high - y_low))
 
-    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
-    step = _nice_step(y_high - y_low)
-    tick = math.ceil(y_low / step) * step
-    while tick <= y_high:
-        y = sy(tick)
-        parts.append(
-            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>'
-        )
-        tick += step
+    parts += frame_and_y_grid(plot_w, plot_h, y_low, y_high, sy)
     step = _nice_step(x_high - x_low)
     tick = math.ceil(x_low / step) * step
     while tick <= x_high:
