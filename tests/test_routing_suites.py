@@ -282,7 +282,7 @@ def test_mini8_outcomes_every_router(tmp_path, monkeypatch, capsys):
             str(results),
             "--quiet",
             "--select",
-            "default",
+            "defaults",
         )
         assert code == 0, err
     by_method = {r["method"]["name"]: r for r in _records(results)}
