@@ -172,3 +172,33 @@ def test_mergeability_command_errors_are_one_line(run_cli, tmp_path):
     for args, message in cases:
         code, _, err = run_cli("transfer", "mergeability", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_leaderboard_page_shows_each_suites_signal_table(tmp_path):
+    from leaderboard.build import build_site
+
+    points = [
+        mb.MergePoint(f"r{i}", "m", {}, None, 80.0 + i, {"cosine": 0.1, "logme": -1.0 + i})
+        for i in range(3)
+    ]
+    scores = {level: mb.score_points(points, ["cosine", "logme"], mb.ORIENTATION)
+              for level in mb.LEVELS}  # fmt: skip
+    result = mb.SuiteMergeability(
+        "<script>x</script>", "built:x", "logme", 40, 0.2,
+        {"record": points, "task": points}, scores, [],
+    )  # fmt: skip
+    out = tmp_path / "mergeability"
+    mb.write_result(result, out)
+    (out / "junk.json").write_text('{"kind": "other"}')
+    results, site = tmp_path / "results", tmp_path / "site"
+    results.mkdir()
+    warnings: list[str] = []
+    build_site(results, site, warn=warnings.append, mergeability_dir=out)
+    page = (site / "mergeability.html").read_text()
+    assert "<script>x" not in page and "&lt;script&gt;x" in page
+    assert "const" in page  # cosine is the same for every point
+    assert 'href="mergeability.html"' in (site / "index.html").read_text()
+    assert any("junk.json" in line for line in warnings)
+    (csv_file,) = (site / "data").glob("mergeability-*.csv")
+    text = csv_file.read_text()
+    assert "logme" in text and "1.0" in text  # logme ranks the three merges perfectly

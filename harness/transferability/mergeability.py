@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -499,7 +500,7 @@ def suite_mergeability(
 def write_result(result: SuiteMergeability, out: Path) -> Path:
     """``out/<suite>.json``, atomically (one file per suite, replaced on a rerun)."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{result.suite}.json"
+    path = out / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', result.suite)}.json"
     write_json_atomic(path, result.to_json())
     return path
 
