@@ -135,14 +135,21 @@ def test_mergeability_command_on_real_merges_of_the_tiny_suite(run_cli, tmp_path
     code, _, err = run_cli("eval", "--method", "pretrained", "--tasks", "tiny3",
                            "--results", str(results), "--quiet")  # fmt: skip
     assert code == 0, err
+    # a merge made on another build of the suite: its pool is not this one, so it is skipped
+    source = next(results.rglob("task_arithmetic__*.json"))
+    other = json.loads(source.read_text())
+    other["suite"]["checkpoint_set"] = "built:tiny-older"
+    other["run_id"] = other["run_id"][:-8] + "0ld0ld00"
+    (source.parent / f"{other['run_id']}.json").write_text(json.dumps(other))
     args = ("transfer", "mergeability", "--results", str(results), "--out", str(out), "--quiet")
     code, stdout, err = run_cli(*args, "--examples", "40")
     assert code == 0, err
-    assert "tiny3: 3 merge records" in stdout and "logme" in stdout
+    assert "tiny3: 3 merge records (1 skipped: another build)" in stdout and "logme" in stdout
     result = json.loads((out / "tiny3.json").read_text())
     assert result["kind"] == "mergeability" and result["estimator"] == "logme"
     assert len(result["points"]["record"]) == 3 and len(result["points"]["task"]) == 9
     assert {p["method"] for p in result["points"]["record"]} == {"task_arithmetic"}
+    assert result["skipped"][0].startswith(other["run_id"])
     record = result["scores"]["record"]
     assert all(record[s]["constant"] for s in mb.POOL_SIGNALS)  # one pool, one task set
     logme = [p["signals"]["logme"] for p in result["points"]["record"]]

@@ -111,6 +111,7 @@ def mergeability_command(
             "none of a merging method); run e.g. `harness grid --methods "
             "task_arithmetic,ties --tasks mini8 --select defaults` first"
         )
+    written = 0
     for name, records in sorted(grouped.items()):
         result = mb.suite_mergeability(
             name,
@@ -121,7 +122,15 @@ def mergeability_command(
             mirror=mirror,
             progress=not quiet,
         )
+        if not result.points["record"]:
+            click.echo(
+                f"\n{name}: all {len(result.skipped)} merge records were made on another "
+                f"build of the suite, not {result.checkpoint_set}; rerun them (harness grid "
+                f"--tasks {name}) to score them here"
+            )
+            continue
         path = mb.write_result(result, out)
+        written += 1
         click.echo(
             f"\n{name}: {len(result.points['record'])} merge records"
             + (f" ({len(result.skipped)} skipped: another build)" if result.skipped else "")
@@ -143,3 +152,8 @@ def mergeability_command(
         header = ["signal", "sign", "τ_w record", "r record", "n", "τ_w task", "r task", "n"]
         print_table(header, rows)
         click.echo(f"written: {path}")
+    if not written:
+        raise HarnessError(
+            f"none of the merge records under {results_dir} was made on the suites as built "
+            "now (see above); rerun the merges, then this command"
+        )
