@@ -157,3 +157,94 @@ def mergeability_command(
             f"none of the merge records under {results_dir} was made on the suites as built "
             "now (see above); rerun the merges, then this command"
         )
+
+
+@transfer_group.command("finetune")
+@click.option("--tasks", "suite", required=True, help="The zoo suite, e.g. zoo-mini8.")
+@click.option("--only", default=None, help="Comma-separated subset of its targets.")
+@click.option(
+    "--suite-set",
+    "suite_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Suite option (repeatable), as for harness eval.",
+)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, auto.")
+@click.option(
+    "--mirror",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="HARNESS_MIRROR",
+    help="Local mirror of hub artifacts; env HARNESS_MIRROR.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def finetune_command(
+    suite: str,
+    only: str | None,
+    suite_options: tuple[str, ...],
+    device: str,
+    mirror: Path | None,
+    quiet: bool,
+) -> None:
+    """Compute a zoo's ground truth: fine-tune every (source, target) pair.
+
+    Each pair is fine-tuned end to end with a new linear head over the suite's
+    learning-rate × weight-decay grid; the grid point best on validation is scored on
+    test. Pairs are logged one by one in the harness cache: interrupt at any time and the
+    same command resumes; a finished pair is never trained again, and `harness eval`
+    on the suite reads the same log. A suite that builds its ground truth (zoo-mini8)
+    runs the same code in its build.
+
+    \b
+    Examples:
+      harness transfer finetune --tasks zoo-mini8
+      harness transfer finetune --tasks zoo-mini8 --only mnist,shapes --device cuda
+    """
+    from harness.cache import cache_dir
+    from harness.commands.options import parse_assignments, split_names
+    from harness.keyed_log import KeyedLog
+    from harness.registry import SUITES
+    from harness.run.provenance import resolve_device
+    from harness.suite import SuiteContext
+    from harness.transferability.finetune import FinetunableZoo, finetune_pairs
+    from harness.transferability.zoo import ZooSuite
+
+    progress.set_enabled(not quiet)
+    entry = SUITES.get(suite)
+    if not issubclass(entry.obj, ZooSuite):
+        raise HarnessError(
+            f"{suite!r} is not a model zoo; fine-tuning ground truth is for zoo suites "
+            "(harness list tasks shows them, e.g. zoo-mini8)"
+        )
+    if not issubclass(entry.obj, FinetunableZoo):
+        raise HarnessError(
+            f"{suite!r} takes its ground truth from published tables; the harness fine-tunes "
+            "only zoos it can build (e.g. zoo-mini8)"
+        )
+    options = entry.resolve_params(parse_assignments(suite_options, "--suite-set"))
+    chosen = resolve_device(device)
+    zoo = entry.obj(
+        SuiteContext(
+            mirror=mirror, cache_dir=cache_dir(), device=chosen, progress=not quiet,
+            options=options,
+        )
+    )  # fmt: skip
+    if only:
+        zoo.select_tasks(split_names(only, "--only"))
+    zoo.prepare()
+    pairs = zoo.finetune_pairs()
+    log = KeyedLog(zoo.finetune_log())
+    truth = finetune_pairs(
+        pairs, zoo.finetune_protocol(), log, device=chosen, progress=not quiet,
+        desc=f"{suite} fine-tuning",
+    )  # fmt: skip
+    sources = list(dict.fromkeys(pair.source for pair in pairs))
+    targets = list(truth)
+    click.echo(f"\n{suite}: fine-tuned test accuracy (%), best on validation")
+    rows = [(source, *(_cell(truth[t].get(source)) for t in targets)) for source in sources]
+    print_table(["source", *targets], rows)
+    click.echo(f"log: {zoo.finetune_log()}")
+
+
+def _cell(result: object) -> str:
+    return "–" if result is None else f"{result.test:.1f}"  # type: ignore[attr-defined]
