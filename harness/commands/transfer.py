@@ -198,7 +198,9 @@ def finetune_command(
     \b
     Examples:
       harness transfer finetune --tasks zoo-mini8
-      harness transfer finetune --tasks zoo-mini8 --only mnist,shapes --device cuda
+      harness transfer finetune --tasks zoo-mini8 --only mnist,shapes
+      harness transfer finetune --tasks zoo-clip --mirror /data/mirror --device cuda
+      harness transfer finetune --tasks zoo-clip --suite-set set=vit20 --suite-set steps=500
     """
     from harness.cache import cache_dir
     from harness.commands.options import parse_assignments, split_names
