@@ -127,6 +127,8 @@ def _merge(pool: ExpertPool, name: str, **hyperparameters) -> dict[str, torch.Te
         ("slerp", 2, {}),
         ("iso_c", 3, {}),
         ("tsv", 3, {}),
+        ("pcb", 3, {}),
+        ("pcb", 2, {"ratio": 0.5}),
     ],
 )
 def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
