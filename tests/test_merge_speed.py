@@ -128,6 +128,8 @@ def _merge(pool: ExpertPool, name: str, **hyperparameters) -> dict[str, torch.Te
         ("iso_c", 3, {}),
         ("tsv", 3, {}),
         ("pcb", 3, {}),
+        ("iso_cts", 3, {}),
+        ("iso_cts", 2, {"common": 0.5}),
         ("pcb", 2, {"ratio": 0.5}),
     ],
 )
@@ -142,8 +144,9 @@ def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
     assert pool.is_huge("w") and len(pool.pieces("w", rowwise=True)) == 9
     sliced = _merge(pool, name, **hyperparameters)
     for key, tensor in whole.items():
-        if name in ("iso_c", "tsv"):  # a Gram route to the same spectrum: float rounding
-            torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=1e-3)
+        if name in ("iso_c", "tsv", "iso_cts"):  # a Gram route to the same spectrum: float rounding
+            # (a bf16 step or two; the updates themselves reach about 0.05)
+            torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=2e-4)
         else:
             assert torch.equal(sliced[key], tensor), f"{name}: {key} differs when sliced"
 
