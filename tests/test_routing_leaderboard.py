@@ -82,3 +82,35 @@ def test_models_sharing_a_cost_get_a_legend_not_overlapping_labels():
     height = int(re.search(r'height="(\d+)"', svg).group(1))
     ys = [float(y) for y in re.findall(r'class="legend-[^"]+".*?<text x="[^"]+" y="([^"]+)"', svg)]
     assert max(ys) < height  # the legend fits inside the plot
+
+
+def test_records_of_one_method_are_told_apart_by_their_hyperparameters(tmp_path):
+    from leaderboard.cells import Cell, Run
+    from leaderboard.pages.routing import distinct_label, pooled_accuracy
+
+    def cell(method: str, steps: int, accuracies: dict[str, float]) -> Cell:
+        record = {
+            "hyperparameters": {"steps": steps, "lr": 1e-4},
+            "tasks": {task: {"metric": value} for task, value in accuracies.items()},
+        }
+        return Cell(
+            "mini8",
+            "built:x",
+            method,
+            "routing",
+            "",
+            "paper defaults",
+            method + str(steps),
+            runs=[Run(record, tmp_path / f"{method}{steps}.json")],
+        )
+
+    cells = [cell("wemoe", 0, {"a": 50.0, "b": 20.0}), cell("wemoe", 200, {"a": 60.0, "b": 30.0})]
+    cells.append(cell("twin", 300, {"a": 70.0}))
+    assert [distinct_label(c, cells) for c in cells] == [
+        "wemoe (steps=0)",
+        "wemoe (steps=200)",
+        "twin",
+    ]
+    # pooled over the same test items: per-task accuracy weighted by the task's size
+    assert pooled_accuracy(cells[0], {"a": 300, "b": 100}) == 42.5
+    assert pooled_accuracy(cells[2], {"a": 300, "b": 100}) is None  # a task unscored

@@ -109,6 +109,23 @@ def pooled_accuracy(cell: Cell, tasks: dict[str, int]) -> float | None:
     return sum(scored[task]["metric"] * n for task, n in tasks.items()) / total
 
 
+def distinct_label(cell: Cell, cells: list[Cell]) -> str:
+    """The method name, with the hyperparameters that tell its cells apart when the
+    method has several here (e.g. ``wemoe (steps=0)`` beside ``wemoe (steps=200)``)."""
+    same = [c for c in cells if c.method == cell.method]
+    if len(same) == 1:
+        return cell.method
+
+    def settings(c: Cell) -> dict[str, Any]:
+        return c.runs[0].record.get("hyperparameters") or {}
+
+    values = settings(cell)
+    differing = [key for key in values if any(settings(o).get(key) != values[key] for o in same)]
+    if not differing:
+        return cell_label(cell, cells)
+    return f"{cell.method} ({', '.join(f'{key}={values[key]}' for key in differing)})"
+
+
 class RoutingPages(PageKind):
     """``routing/<suite>.html`` for every suite with router records over an outcome table."""
 
@@ -221,9 +238,8 @@ class RoutingPages(PageKind):
         base_set = cell.checkpoint_set.split("/outcomes")[0]
         records = []
         one_model = min(m.cost for m in models)
-        for merge in self.data.suite_cells[source]:
-            if merge.checkpoint_set != base_set:
-                continue
+        same_set = [c for c in self.data.suite_cells[source] if c.checkpoint_set == base_set]
+        for merge in same_set:
             models_per_query = weight_models_per_query(merge)
             if models_per_query is None:
                 continue
@@ -232,7 +248,7 @@ class RoutingPages(PageKind):
                 continue
             extra = int(merge.runs[0].record.get("extra_parameters") or 0)
             point = Point(
-                label=merge.method,
+                label=distinct_label(merge, same_set),
                 cost=one_model * models_per_query,
                 accuracy=accuracy,
                 href=PAGE_ROOT + self.data.method_pages[merge.method],
