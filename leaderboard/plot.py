@@ -17,6 +17,7 @@ from leaderboard.pareto import pareto_mask
 
 WIDTH, HEIGHT = 620, 360
 LABEL_CHAR_WIDTH = 6.5  # px per character of a point label, to keep labels inside the plot
+LEGEND_CHARS = 60  # longest name a routing plot's legend prints
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 20, 52
 
 
@@ -257,7 +258,14 @@ def curves(
     """Quality against cost on linear axes: each curve a coloured line with its points,
     single models as grey squares, merges as diamonds; a legend on the right. Every
     label is escaped."""
-    width, right = 820, 270
+    # the legend's column widens for long names (e.g. one method at several settings)
+    longest = max(
+        [len(line.label[:LEGEND_CHARS]) for line in lines]
+        + [len(short_name(p.label, LEGEND_CHARS)) + 5 for p in (*models, *merges)]
+        + [0]
+    )
+    right = max(270, int(40 + LABEL_CHAR_WIDTH * longest))
+    width = 550 + right
     entries = len(lines) + len(models) + len(merges) + 2 * 2
     height = max(420, TOP + 16 + 15 * entries + BOTTOM)
     finite = [
@@ -321,7 +329,7 @@ def curves(
             f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
             f'stroke="{colour}" stroke-width="3"{dash}/>'
             f'<text x="{legend_x + 24}" y="{legend_y}" class="point-label">'
-            f"{escape(line.label[:40])}</text></g>"
+            f"{escape(line.label[:LEGEND_CHARS])}</text></g>"
         )
         if line.href:
             group = f'<a href="{escape(line.href)}">{group}</a>'
@@ -367,7 +375,7 @@ def curves(
                 f"<title>{escape(_point_tooltip(kind, point, cost_format))}</title>"
                 f"{_marker(kind, legend_x + 9, legend_y - 4)}"
                 f'<text x="{legend_x + 24}" y="{legend_y}" class="point-label">'
-                f"{escape(short_name(point.label, 30))} {point.accuracy:.1f}</text></g>"
+                f"{escape(short_name(point.label, LEGEND_CHARS))} {point.accuracy:.1f}</text></g>"
             )
             if point.href:
                 entry = f'<a href="{escape(point.href)}">{entry}</a>'
