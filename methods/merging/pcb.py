@@ -26,10 +26,10 @@ per-task λ in [0.8, 1.3] starting at 1.0), grid 0.3–1.5.
 
 Norm and Softmax need statistics of the whole tensor (mean and spread, maximum and
 normaliser), and the kept fraction its order statistics. They are computed as sums in
-float64 (``LayerStatistics``), so a matrix too large to hold whole for every expert (an
-LLM's embedding, ``ExpertPool.is_huge``) gets them over its row slices, and its masks
-from exact order statistics over the slices (``sliced_top_fraction_masks``): the same
-merge as the whole tensor, with memory bounded by one slice per expert.
+float64 (``LayerStatistics``), so a matrix above the pool's slice size (an LLM's
+embedding, an 8B MLP matrix) gets them over its row slices, and its masks from exact
+order statistics over the slices (``sliced_top_fraction_masks``): the same merge as the
+whole tensor, with memory bounded by one slice per expert.
 """
 
 from __future__ import annotations
@@ -63,12 +63,16 @@ SCALING = Param(
 )
 
 
+def _product(vectors: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    """τ_i ⊙ τ_j in float64 (one entry-sized temporary at a time, never T of them)."""
+    return vectors[i].double() * vectors[j].double()
+
+
 def _products(vectors: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """(i, j, τ_i ⊙ τ_j) for i ≤ j, in float64: the products Norm is taken over."""
-    wide = vectors.double()
-    for i in range(wide.shape[0]):
-        for j in range(i, wide.shape[0]):
-            yield i, j, wide[i] * wide[j]
+    """(i, j, τ_i ⊙ τ_j) for i ≤ j: the products Norm is taken over (symmetric in i, j)."""
+    for i in range(vectors.shape[0]):
+        for j in range(i, vectors.shape[0]):
+            yield i, j, _product(vectors, i, j)
 
 
 @dataclass
@@ -98,13 +102,18 @@ class LayerStatistics:
         return (product - mean) / (std if std > 0 else 1.0)
 
     def arguments(self, vectors: torch.Tensor) -> Iterator[tuple[int, int, int, torch.Tensor]]:
-        """(i, j, kind, argument): kind 0 is intra's N·Norm(τ_i²) (i = j only), kind 1
-        inter's Norm(τ_i ⊙ τ_j)."""
+        """(i, j, kind, argument) for i ≤ j: kind 0 is intra's N·Norm(τ_i²) (i = j only),
+        kind 1 inter's Norm(τ_i ⊙ τ_j)."""
         for i, j, product in _products(vectors):
-            normal = self.normalised(i, j, product)
-            if i == j:
-                yield i, j, 0, self.tasks * normal
-            yield i, j, 1, normal
+            yield from self._arguments(i, j, product)
+
+    def _arguments(
+        self, i: int, j: int, product: torch.Tensor
+    ) -> Iterator[tuple[int, int, int, torch.Tensor]]:
+        normal = self.normalised(i, j, product)
+        if i == j:
+            yield i, j, 0, self.tasks * normal
+        yield i, j, 1, normal
 
     def add_exponentials(self, vectors: torch.Tensor) -> None:
         """Online log-sum-exp: running maximum and Σ exp(argument − maximum)."""
@@ -120,20 +129,27 @@ class LayerStatistics:
             self.maxima[i, j, kind] = high
 
     def scores(self, vectors: torch.Tensor) -> torch.Tensor:
-        """β_i = Softmax(N·Norm(τ_i²)) ⊙ Σ_j Softmax(Norm(τ_i ⊙ τ_j)) on these entries."""
+        """β_i = Softmax(N·Norm(τ_i²)) ⊙ Σ_j Softmax(Norm(τ_i ⊙ τ_j)) on these entries,
+        one task at a time (a few entry-sized float64 temporaries, whatever T)."""
         assert self.maxima is not None and self.exponentials is not None
-        intra = torch.zeros(vectors.shape, dtype=torch.float64)
-        inter = torch.zeros(vectors.shape, dtype=torch.float64)
-        for i, j, kind, argument in self.arguments(vectors):
-            log_normaliser = self.maxima[i, j, kind] + self.exponentials[i, j, kind].log()
-            softmax = torch.exp(argument - log_normaliser)
-            if kind == 0:
-                intra[i] = softmax
-            else:
-                inter[i] += softmax
-                if j != i:
-                    inter[j] += softmax  # τ_i ⊙ τ_j = τ_j ⊙ τ_i
-        return (intra * inter).float()
+        scores = torch.empty(vectors.shape, dtype=torch.float32)
+        for i in range(vectors.shape[0]):
+            intra = inter = None
+            for j in range(vectors.shape[0]):
+                low, high = min(i, j), max(i, j)  # the statistics hold the upper triangle
+                product = _product(vectors, low, high)
+                for _, _, kind, argument in self._arguments(low, high, product):
+                    log_normaliser = self.maxima[low, high, kind] + torch.log(
+                        self.exponentials[low, high, kind]
+                    )
+                    softmax = torch.exp(argument - log_normaliser)
+                    if kind == 0:
+                        intra = softmax
+                    else:
+                        inter = softmax if inter is None else inter + softmax
+            assert intra is not None and inter is not None
+            scores[i] = intra * inter
+        return scores
 
 
 def balancing_scores(vectors: torch.Tensor) -> torch.Tensor:
@@ -170,8 +186,10 @@ def pcb_tensor(group: TensorGroup, scaling: float, ratio: float) -> torch.Tensor
     description="Intra- and inter-task balancing scores, drop low scores, weighted mean.",
 )
 def pcb(context: MethodContext, scaling: float, ratio: float) -> Solution:
-    """Tensor by tensor; a huge matrix in row slices: moments, then Softmax normalisers,
-    then the masks' three passes (``sliced_top_fraction_masks``), then the merge."""
+    """Tensor by tensor; a matrix above the pool's slice size (``ExpertPool.pieces``) in
+    row slices: moments, then Softmax normalisers, then the masks' three passes
+    (``sliced_top_fraction_masks``), then the merge. Whole, PCB's float64 scores of an
+    8B MLP matrix for eight experts alone would take tens of GB."""
     pool = context.pool
     merged: dict[str, torch.Tensor] = {}
 
@@ -181,7 +199,7 @@ def pcb(context: MethodContext, scaling: float, ratio: float) -> Solution:
 
     with torch.no_grad():
         for name in progress_bar(pool.mergeable_names(), desc="merge", enabled=context.progress):
-            if not pool.is_huge(name):
+            if len(pool.pieces(name, rowwise=True)) == 1:  # small enough to score whole
                 for group in pool.groups([name], context.seed):
                     with timed("merge"):
                         result = pcb_tensor(group, scaling, ratio)
