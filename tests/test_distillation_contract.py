@@ -224,3 +224,6 @@ def test_a_causal_lm_student_is_recorded_through_the_runner(tmp_path, monkeypatc
     assert record["method_info"]["target"] == "tokens"
     assert record["method_info"]["distillation"]["examples_seen"] == 4 * 16 * 3
     assert set(record["tasks"]) == set(TinyLmSuite.tasks)
+    shares = record["method_info"]["fused_teacher_share"]
+    assert set(shares) == set(TinyLmSuite.tasks)
+    assert all(abs(sum(share.values()) - 1.0) < 1e-3 for share in shares.values())

@@ -140,6 +140,8 @@ def distil(
         data = plan(context, budget)
         targets = teacher_targets(context, teaching, data)
     info["teachers"] = targets.teachers
+    if targets.choices is not None:
+        info["fused_teacher_share"] = targets.choices
     costs["teacher_forward_examples"] = targets.forward_examples
     costs["distinct_examples"] = sum(
         len(task.batches[index][0]) for task in data.values() for index in task.used

@@ -17,7 +17,7 @@ import torch
 
 from harness.distillation.batching import chunks, forward_batches
 from harness.distillation.budget import TaskData
-from harness.distillation.tokens import token_targets
+from harness.distillation.tokens import choice_shares, token_targets
 from harness.errors import HarnessError
 from harness.method import MethodContext
 from harness.progress import progress_bar
@@ -68,6 +68,7 @@ class Targets:
     outputs: dict[tuple[str, int], Any]  # a tensor; TokenTargets for "tokens"
     forward_examples: int  # inputs run through a teacher (each teacher counts once)
     teachers: dict[str, list[str]]  # task -> the experts that teach it
+    choices: dict[str, dict[str, float]] | None = None  # fused targets: task -> teacher share
 
 
 def teacher_targets(
@@ -78,7 +79,7 @@ def teacher_targets(
     teachers = {task: list(teaching.teachers(task, experts)) for task in context.tasks}
     if teaching.target == "tokens":
         fused, forward = token_targets(context, teachers, data, teaching.top_k, teaching.fusion)
-        return Targets(dict(fused), forward, teachers)
+        return Targets(dict(fused), forward, teachers, choice_shares(fused, teachers))
     sums: dict[tuple[str, int], torch.Tensor] = {}
     forward = 0
     for expert in progress_bar(experts, desc="teachers", enabled=context.progress):

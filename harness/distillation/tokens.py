@@ -155,3 +155,21 @@ def token_targets(
         del model
     targets = {key: fuse(outs, *gold_mask[key], fusion) for key, outs in kept.items()}
     return targets, forward
+
+
+def choice_shares(
+    targets: dict[tuple[str, int], TokenTargets], teachers: dict[str, list[str]]
+) -> dict[str, dict[str, float]]:
+    """Per task, the share of its fused targets (sequences or tokens) each teacher gave."""
+    counts: dict[str, torch.Tensor] = {}
+    for (task, _), target in targets.items():
+        choice = target.choice if target.choice.dim() == 1 else target.choice[target.mask]
+        found = torch.bincount(choice.flatten(), minlength=len(teachers[task]))
+        counts[task] = counts[task] + found if task in counts else found
+    return {
+        task: {
+            expert: round(float(n) / max(1, int(total.sum())), 4)
+            for expert, n in zip(teachers[task], total.tolist())
+        }
+        for task, total in counts.items()
+    }
