@@ -103,6 +103,9 @@ class LogitFusionLM(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def tie_weights(self) -> None:
+        """lm-eval ties a model's weights after loading; each member model is already tied."""
+
     @property
     def forward_passes_per_token(self) -> int:
         return len(self.experts) + (1 if self.small is self.large else 2)
