@@ -16,6 +16,8 @@ from markupsafe import Markup, escape
 from leaderboard.pareto import pareto_mask
 
 WIDTH, HEIGHT = 620, 360
+LABEL_CHAR_WIDTH = 6.5  # px per character of a point label, to keep labels inside the plot
+LEGEND_CHARS = 60  # longest name a routing plot's legend prints
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 20, 52
 
 
@@ -204,6 +206,32 @@ def scatter(
     return Markup("".join(parts) + "</svg>"), front
 
 
+def lone_in_column(xs: Sequence[float], tolerance: float = 4.0) -> list[bool]:
+    """Per x position, whether no other position lies within ``tolerance`` pixels of it."""
+    return [sum(abs(x - other) < tolerance for other in xs) == 1 for x in xs]
+
+
+def short_name(label: str, limit: int) -> str:
+    """The last path part of a label (hub ids), cut to ``limit`` characters."""
+    return label.rsplit("/", 1)[-1][:limit]
+
+
+def _marker(kind: str, x: float, y: float) -> str:
+    """A grey square for a single model, a diamond for a merge or per-sample method."""
+    if kind == "model":
+        return f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8"/>'
+    return (
+        f'<polygon points="{x:.1f},{y - 6:.1f} {x + 6:.1f},{y:.1f} {x:.1f},'
+        f'{y + 6:.1f} {x - 6:.1f},{y:.1f}"/>'
+    )
+
+
+def _point_tooltip(kind: str, point: Point, cost_format: Callable[[float], str]) -> str:
+    what = "single model" if kind == "model" else "merge or per-sample method"
+    tooltip = f"{point.label} ({what}): {point.accuracy:.2f} at {cost_format(point.cost)}"
+    return f"{tooltip}; {point.detail}" if point.detail else tooltip
+
+
 @dataclass(frozen=True)
 class Curve:
     """One router's quality–cost curve (its λ sweep), drawn as a line through its points."""
@@ -230,7 +258,16 @@ def curves(
     """Quality against cost on linear axes: each curve a coloured line with its points,
     single models as grey squares, merges as diamonds; a legend on the right. Every
     label is escaped."""
-    width, height, right = 820, 420, 270
+    # the legend's column widens for long names (e.g. one method at several settings)
+    longest = max(
+        [len(line.label[:LEGEND_CHARS]) for line in lines]
+        + [len(short_name(p.label, LEGEND_CHARS)) + 5 for p in (*models, *merges)]
+        + [0]
+    )
+    right = max(270, int(40 + LABEL_CHAR_WIDTH * longest))
+    width = 550 + right
+    entries = len(lines) + len(models) + len(merges) + 2 * 2
+    height = max(420, TOP + 16 + 15 * entries + BOTTOM)
     finite = [
         (c, q) for line in lines for c, q in line.points if math.isfinite(c) and math.isfinite(q)
     ]
@@ -292,34 +329,56 @@ def curves(
             f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
             f'stroke="{colour}" stroke-width="3"{dash}/>'
             f'<text x="{legend_x + 24}" y="{legend_y}" class="point-label">'
-            f"{escape(line.label[:40])}</text></g>"
+            f"{escape(line.label[:LEGEND_CHARS])}</text></g>"
         )
         if line.href:
             group = f'<a href="{escape(line.href)}">{group}</a>'
         parts.append(group)
         legend_y += 15
-    for kind, shown in (("model", models), ("merge", merges)):
-        label_ys = _placed_labels([(sx(p.cost), sy(p.accuracy)) for p in shown])
-        for point, label_y in zip(shown, label_ys):
-            x, y = sx(point.cost), sy(point.accuracy)
-            what = "single model" if kind == "model" else "merge (one model's cost)"
-            tooltip = f"{point.label} ({what}): {point.accuracy:.2f} at {cost_format(point.cost)}"
-            if point.detail:
-                tooltip += f"; {point.detail}"
-            if kind == "model":
-                marker = f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8"/>'
-            else:
-                marker = (
-                    f'<polygon points="{x:.1f},{y - 6:.1f} {x + 6:.1f},{y:.1f} {x:.1f},'
-                    f'{y + 6:.1f} {x - 6:.1f},{y:.1f}"/>'
-                )
-            group = (
-                f'<g class="{kind}" data-method="{escape(point.label)}">'
-                f"<title>{escape(tooltip)}</title>{marker}"
-                f'<text x="{x + 8:.1f}" y="{label_y:.1f}" class="point-label">'
-                f"{escape(point.label.rsplit('/', 1)[-1][:22])}</text></g>"
+    # Single models and merges: a marker each and a legend entry each; a text label beside
+    # the marker only where no other marker shares its cost column (many candidates of one
+    # size would otherwise print their names on top of each other).
+    shown = [("model", p) for p in models] + [("merge", p) for p in merges]
+    alone = lone_in_column([sx(p.cost) for _, p in shown])
+    label_ys = _placed_labels([(sx(p.cost), sy(p.accuracy)) for _, p in shown])
+    for (kind, point), solo, label_y in zip(shown, alone, label_ys):
+        x, y = sx(point.cost), sy(point.accuracy)
+        tooltip = _point_tooltip(kind, point, cost_format)
+        name = short_name(point.label, 22)
+        # near the right edge the label goes left of its marker, clear of the legend
+        left = x + 8 + LABEL_CHAR_WIDTH * len(name) > LEFT + plot_w
+        anchor = f'x="{x - 8:.1f}" text-anchor="end"' if left else f'x="{x + 8:.1f}"'
+        text = (
+            f'<text {anchor} y="{label_y:.1f}" class="point-label">{escape(name)}</text>'
+            if solo
+            else ""
+        )
+        group = (
+            f'<g class="{kind}" data-method="{escape(point.label)}">'
+            f"<title>{escape(tooltip)}</title>{_marker(kind, x, y)}{text}</g>"
+        )
+        if point.href:
+            group = f'<a href="{escape(point.href)}">{group}</a>'
+        parts.append(group)
+    for kind, heading in (("model", "single models"), ("merge", "merges, oracle, per-sample")):
+        entries = sorted((p for k, p in shown if k == kind), key=lambda p: -p.accuracy)
+        if not entries:
+            continue
+        legend_y += 8
+        parts.append(
+            f'<text x="{legend_x}" y="{legend_y}" class="axis-label">{escape(heading)}</text>'
+        )
+        legend_y += 15
+        for point in entries:
+            entry = (
+                f'<g class="legend-{kind}" data-method="{escape(point.label)}">'
+                f"<title>{escape(_point_tooltip(kind, point, cost_format))}</title>"
+                f"{_marker(kind, legend_x + 9, legend_y - 4)}"
+                f'<text x="{legend_x + 24}" y="{legend_y}" class="point-label">'
+                f"{escape(short_name(point.label, LEGEND_CHARS))} {point.accuracy:.1f}</text></g>"
             )
             if point.href:
-                group = f'<a href="{escape(point.href)}">{group}</a>'
-            parts.append(group)
+                entry = f'<a href="{escape(point.href)}">{entry}</a>'
+            parts.append(entry)
+            legend_y += 15
     return Markup("".join(parts) + "</svg>")

@@ -8,6 +8,10 @@ Each method, on the tiny three-task suite, must:
 * approach the expert when trained from that one expert alone;
 * record its compute (steps, examples seen by student and teachers, seconds), paying for
   each teacher once per distinct train batch however many epochs the budget runs.
+
+A method that needs a causal LM (``needs`` "lm": FuseLLM) runs every check on the tiny
+Llama suite (tests/tiny_lm_suite.py) instead of the tiny vision suite, with "approaches
+the expert" measured on next-token distributions of validation answers.
 """
 
 from __future__ import annotations
@@ -19,9 +23,17 @@ import torch.nn.functional as F
 from harness.method import MethodContext
 from harness.registry import METHODS, SUITES, Entry
 from harness.suite import SuiteContext
+from tests.tiny_lm_suite import TinyLmSuite, answer_log_probs
 from tests.tiny_suite import TinySuite
 
-NAMES = [name for name in METHODS.names() if METHODS.get(name).family == "distillation"]
+# Every method that trains a student (a budget of ``steps``); inference-time references
+# of the family (dynamic_logit_fusion: nothing trained, no budget) have their own checks
+# in tests/test_distillation_logit_fusion.py.
+NAMES = [
+    name
+    for name in METHODS.names()
+    if METHODS.get(name).family == "distillation" and "steps" in METHODS.get(name).params
+]
 FAST = {"steps": 3, "batch_size": 16}
 
 
@@ -33,19 +45,30 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-class NoTestSplit(TinySuite):
-    """The tiny suite, refusing any read of the test split and logging every read."""
-
-    reads: list[tuple[str, str]] = []
-
-    def batches(self, task, split, *, batch_size=256, limit=None):
-        if split == "test":
-            raise AssertionError(f"test split of {task} read during distillation")
-        NoTestSplit.reads.append((task, split))
-        return super().batches(task, split, batch_size=batch_size, limit=limit)
+READS: list[tuple[str, str]] = []
 
 
-def _suite(cls: type[TinySuite] = TinySuite) -> TinySuite:
+def _no_test_split(cls: type):
+    """``cls`` refusing any read of the test split and logging every read in READS."""
+
+    class NoTestSplit(cls):
+        def batches(self, task, split, *, batch_size=32, limit=None):
+            if split == "test":
+                raise AssertionError(f"test split of {task} read during distillation")
+            READS.append((task, split))
+            return super().batches(task, split, batch_size=batch_size, limit=limit)
+
+    return NoTestSplit
+
+
+def _language_model(name: str) -> bool:
+    return "lm" in METHODS.get(name).needs
+
+
+def _suite(name: str, no_test: bool = False):
+    """The tiny suite that meets the method's needs (vision heads, or a causal LM)."""
+    cls = TinyLmSuite if _language_model(name) else TinySuite
+    cls = _no_test_split(cls) if no_test else cls
     cls.name = "tiny3"
     suite = cls(SuiteContext(progress=False))
     suite.prepare()
@@ -53,7 +76,7 @@ def _suite(cls: type[TinySuite] = TinySuite) -> TinySuite:
 
 
 def _run(name: str, suite=None, pool=None, seed: int = 0, **overrides):
-    suite = suite or _suite()
+    suite = suite or _suite(name)
     context = MethodContext(
         suite, pool or suite.pool(), torch.device("cpu"), seed=seed, progress=False
     )
@@ -62,7 +85,7 @@ def _run(name: str, suite=None, pool=None, seed: int = 0, **overrides):
 
 
 def test_the_family_has_its_methods():
-    assert {"multi_teacher_kd", "average_logit_kd", "feature_distillation"} <= set(NAMES)
+    assert {"multi_teacher_kd", "average_logit_kd", "feature_distillation", "fusellm"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -79,7 +102,7 @@ def test_same_seed_same_student(name):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("init", ["pretrained", "task_arithmetic", "ties"])
 def test_zero_steps_return_the_initialisation(name, init):
-    suite = _suite()
+    suite = _suite(name)
     solution, context = _run(name, suite, steps=0, init=init, init_scaling=0.4)
     if init == "pretrained":
         expected = context.pool.base_state()
@@ -95,17 +118,27 @@ def test_zero_steps_return_the_initialisation(name, init):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_test_labels_are_never_read(name):
-    NoTestSplit.reads = []
-    suite = _suite(NoTestSplit)
-    solution, _ = _run(name, suite, label_weight=0.5)  # the label term reads train labels
+    READS.clear()
+    suite = _suite(name, no_test=True)
+    labels = {"label_weight": 0.5} if "label_weight" in METHODS.get(name).params else {}
+    solution, _ = _run(name, suite, **labels)  # the label term reads train labels
     assert solution.info["distillation"]["examples_seen"] > 0
-    assert {split for _, split in NoTestSplit.reads} == {"train"}
+    assert {split for _, split in READS} == {"train"}
 
 
 def _disagreement(context: MethodContext, state, task: str) -> float:
-    """KL(expert ‖ model) of the task head's predictions on validation inputs."""
+    """KL(expert ‖ model) of the task head's predictions on validation inputs (of the
+    next-token distributions at the answer positions, for a causal LM)."""
     model = context.build_model(state)
     expert = context.build_model(context.pool.expert_state(task))
+    if isinstance(context.suite, TinyLmSuite):
+        pad, kls = context.suite.pad, []
+        with torch.no_grad():
+            for inputs, prompts in context.suite.batches(task, "validation"):
+                target, _ = answer_log_probs(expert, inputs, prompts, pad)
+                guess, _ = answer_log_probs(model, inputs, prompts, pad)
+                kls.append((target.exp() * (target - guess)).sum(dim=-1))
+        return float(torch.cat(kls).mean())
     head = context.head(task)
     inputs = torch.cat([x for x, _ in context.suite.batches(task, "validation")])
     with torch.no_grad():
@@ -114,13 +147,20 @@ def _disagreement(context: MethodContext, state, task: str) -> float:
     return float((target.exp() * (target - guess)).sum(dim=-1).mean())
 
 
+#: a method's own pure-distillation setting where it mixes in gold targets by default
+#: (FuseLLM: λ = 0 leaves the KD term alone; k = the whole vocabulary keeps it exact)
+PURE_DISTILLATION = {"lm_weight": 0.0, "top_k": 10_000}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_a_student_of_one_expert_approaches_it(name):
-    suite = _suite()
-    pool = suite.pool().subset(["a"])
-    solution, context = _run(name, suite, pool, steps=80, lr=3e-3, warmup=0.0)
-    before = _disagreement(context, context.pool.base_state(), "a")
-    after = _disagreement(context, solution.state, "a")
+    suite = _suite(name)
+    pool = suite.pool().subset([suite.tasks[0]])
+    params = METHODS.get(name).params
+    pure = {key: value for key, value in PURE_DISTILLATION.items() if key in params}
+    solution, context = _run(name, suite, pool, steps=80, lr=3e-3, warmup=0.0, **pure)
+    before = _disagreement(context, context.pool.base_state(), suite.tasks[0])
+    after = _disagreement(context, solution.state, suite.tasks[0])
     assert after < 0.05 * before, f"{name}: KL to the expert {before:.4f} -> {after:.4f}"
 
 
@@ -166,3 +206,31 @@ def test_the_record_carries_the_budget_and_compute(tmp_path, monkeypatch):
     assert record["method_info"]["budget"] == {"steps": 4, "batch_size": 16, "examples": 0}
     assert record["extra_parameters"] == 0
     assert "--set steps=4" in record["command"]
+
+
+def test_a_causal_lm_student_is_recorded_through_the_runner(tmp_path, monkeypatch):
+    """The LM case end to end: fusellm on the tiny Llama suite, scored like a merge."""
+    from harness.run.runner import RunSpec, run
+
+    SUITES.discover()
+    entry = Entry(name="tinylm", kind="suite", obj=TinyLmSuite, family="suite")
+    monkeypatch.setitem(SUITES._entries, "tinylm", entry)
+    monkeypatch.setattr(TinyLmSuite, "name", "tinylm", raising=False)
+    spec = RunSpec(
+        method="fusellm",
+        suite="tinylm",
+        overrides={"steps": 4, "batch_size": 16},
+        device="cpu",
+        results_dir=tmp_path,
+        progress=False,
+    )
+    record, _ = run(spec)
+    assert record["method"]["family"] == "distillation"
+    assert record["hyperparameters"]["fusion"] == "sequence"
+    assert record["hyperparameters"]["lm_weight"] == 0.9
+    assert record["method_info"]["target"] == "tokens"
+    assert record["method_info"]["distillation"]["examples_seen"] == 4 * 16 * 3
+    assert set(record["tasks"]) == set(TinyLmSuite.tasks)
+    shares = record["method_info"]["fused_teacher_share"]
+    assert set(shares) == set(TinyLmSuite.tasks)
+    assert all(abs(sum(share.values()) - 1.0) < 1e-3 for share in shares.values())

@@ -105,3 +105,30 @@ def test_no_page_without_distillation_runs(tmp_path: Path, monkeypatch: pytest.M
     build_site(results, tmp_path / "site")
     assert not (tmp_path / "site" / "distillation").exists()
     assert "distillation/" not in (tmp_path / "site" / "suites" / f"{SUITE}.html").read_text()
+
+
+def test_an_inference_time_reference_is_drawn_but_is_not_the_crossover_student(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """dynamic_logit_fusion trains nothing: it keeps every expert at inference (its
+    record's inference_models) and the crossover sentence only names trained students."""
+    install_toy_registry(monkeypatch)
+    results = tmp_path / "results"
+    write_record(results, make_record("ties", metrics=(80.0, 60.0), method_s=2.0))
+    write_record(results, student(100, (82.0, 66.0), 40.0))  # 86.8: beats ties
+    fusion = make_record(
+        "dynamic_logit_fusion",
+        family="distillation",
+        metrics=(89.0, 79.0),  # beats everything, at 0.1 s of method time
+        method_s=0.1,
+        hyperparameters={"alpha_max": 2.0},
+        reference="https://arxiv.org/abs/2406.15480",
+    )
+    fusion["method_info"] = {"inference_models": 3, "forward_passes_per_token": 3}
+    write_record(results, fusion)
+    build_site(results, tmp_path / "site")
+    text = " ".join((tmp_path / "site" / "distillation" / f"{SUITE}.html").read_text().split())
+    assert "multi_teacher_kd</a> at 100 steps" in text
+    rows = read_csv(tmp_path / "site" / "data" / f"distillation-{SUITE}.csv")
+    reference = next(r for r in rows if r["method"] == "dynamic_logit_fusion")
+    assert reference["inference_models"] == "3" and reference["steps"] == ""

@@ -41,10 +41,14 @@ from tests.tiny_suite import TinySuite
 # checks every one of them (determinism, no test outcomes read, oracle ≥ router ≥ random).
 # Transferability estimators rank a model zoo and return no model: their own contract
 # suite (tests/test_transferability_contract.py) checks every one of them alike.
+# Methods that need a causal LM ("lm" alone, e.g. fusellm) cannot run on this vision
+# suite: tests/test_distillation_contract.py runs them on a tiny Llama suite.
 NAMES = [
     name
     for name in METHODS.names()
-    if "outcomes" not in METHODS.get(name).needs and METHODS.get(name).family != "transferability"
+    if "outcomes" not in METHODS.get(name).needs
+    and "lm" not in METHODS.get(name).needs
+    and METHODS.get(name).family != "transferability"
 ]
 SCORE_LIMIT = 16  # validation examples per task when comparing scores
 

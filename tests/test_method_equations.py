@@ -241,6 +241,15 @@ def test_pcb_scores_and_balanced_mean():
     vectors = torch.tensor([[1.0, 2.0, 0.0, -1.0], [1.0, -2.0, 3.0, 0.0]])
     scores = balancing_scores(vectors)
     assert scores.shape == vectors.shape and (scores > 0).all()
+
+    def norm(x):  # standardised over the entries, population std
+        return (x - x.mean()) / x.std(unbiased=False)
+
+    wide = vectors.double()
+    for i in range(2):  # β_i = Softmax(N·Norm(τ_i²)) ⊙ Σ_j Softmax(Norm(τ_i ⊙ τ_j))
+        intra = torch.softmax(2 * norm(wide[i] * wide[i]), dim=0)
+        inter = sum(torch.softmax(norm(wide[i] * wide[j]), dim=0) for j in range(2))
+        assert torch.allclose(scores[i].double(), intra * inter, rtol=1e-6)
     # with nothing dropped the result is the score-weighted mean of the task vectors
     expected = (scores * vectors).sum(0) / scores.sum(0)
     assert torch.allclose(pcb_merge(vectors, 1.0), expected)

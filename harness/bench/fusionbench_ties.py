@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ def main() -> None:
     base = load("base")
     experts = [load(f"expert{i}") for i in range(1, args.experts + 1)]
     with torch.no_grad():
+        cpu_started = os.times()
         started = time.perf_counter()
         flat_experts = torch.vstack([state_dict_to_vector(state, []) for state in experts])
         flat_base = state_dict_to_vector(base, [])
@@ -58,6 +60,7 @@ def main() -> None:
         merged_vector = ties_merging(task_vectors, reset_thresh=args.density, merge_func="mean")
         merged = vector_to_state_dict(flat_base + args.scaling * merged_vector, base, [])
         seconds = time.perf_counter() - started
+        cpu_ended = os.times()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.output is not None:
         save_file({k: v.contiguous() for k, v in merged.items()}, str(args.output))
@@ -65,6 +68,8 @@ def main() -> None:
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_seconds": (cpu_ended.user - cpu_started.user)
+                + (cpu_ended.system - cpu_started.system),
                 "peak_rss_mib": peak,
                 "output": str(args.output) if args.output else None,
                 "torch_threads": torch.get_num_threads(),

@@ -187,6 +187,7 @@ class BenchRow:
     output_params: int | None
     note: str = ""
     passes: dict[str, float] | None = None  # seconds per pass (harness.merging.timing)
+    cpu_seconds: float | None = None  # user + system time of the merging process
 
 
 class NeedsData(Exception):
@@ -217,6 +218,13 @@ def _status_mib(field: str) -> float:
 
 def _rss_mib() -> float:
     return _status_mib("VmRSS")
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time (user + system, every thread): unlike wall time, it is
+    not inflated when other processes hold the cores."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _reset_peak() -> bool:
@@ -254,6 +262,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     reset = _reset_peak()  # else ru_maxrss would include the imports' peak
     torch.manual_seed(0)
     timing.reset()
+    cpu_started = _cpu_seconds()
     started = time.perf_counter()
     try:
         solution: Solution = entry.obj(context, **entry.defaults)
@@ -267,6 +276,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
+    cpu_seconds = _cpu_seconds() - cpu_started
     passes = timing.totals()
     if reset:
         peak = _status_mib("VmHWM")
@@ -284,6 +294,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         "passes": passes,
         "max_abs_diff": difference,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "peak_rss_mib": peak,
         "merge_rss_mib": max(0.0, peak - before),
         "cuda_mib": torch.cuda.max_memory_allocated(device) / MIB
@@ -398,6 +409,7 @@ def _row(
         results[0]["output_params"],
         note=PER_TASK_NOTE if results[0]["per_task"] else "",
         passes=middle.get("passes"),
+        cpu_seconds=middle.get("cpu_seconds"),
     )
 
 
@@ -491,11 +503,16 @@ def _comparison(fusionbench: list[dict[str, Any]], ours: list[dict[str, Any]]) -
         return {"skipped": reason}
     theirs = statistics.median(r["seconds"] for r in fusionbench)
     mine = statistics.median(r["seconds"] for r in ours)
+    theirs_cpu = statistics.median(r.get("cpu_seconds", float("nan")) for r in fusionbench)
+    mine_cpu = statistics.median(r.get("cpu_seconds", float("nan")) for r in ours)
     return {
         "fusionbench_seconds": theirs,
+        "fusionbench_cpu_seconds": theirs_cpu,
         "fusionbench_peak_rss_mib": max(r["peak_rss_mib"] for r in fusionbench),
         "harness_seconds": mine,
+        "harness_cpu_seconds": mine_cpu,
         "speedup": theirs / mine if mine > 0 else None,
+        "cpu_speedup": theirs_cpu / mine_cpu if mine_cpu > 0 else None,
         "max_abs_diff": max(r["max_abs_diff"] for r in ours),
     }
 
@@ -508,7 +525,7 @@ def format_table(run: BenchRun, repeat: int) -> list[str]:
     """The rows as an aligned text table, the per-pass seconds beside the total."""
     from harness.merging.timing import PASSES
 
-    header = ["method", "arch", "experts", "seconds", *PASSES]
+    header = ["method", "arch", "experts", "seconds", "CPU s", *PASSES]
     header += ["peak RSS MiB", "merge MiB", "CUDA MiB", "output params", "note"]
     body = []
     for row in run.rows:
@@ -519,6 +536,7 @@ def format_table(run: BenchRun, repeat: int) -> list[str]:
                 row.arch,
                 str(row.experts),
                 _seconds(row.seconds),
+                _seconds(row.cpu_seconds),
                 *(_seconds(passes.get(name)) for name in PASSES),
                 "-" if row.peak_rss_mib is None else f"{row.peak_rss_mib:.0f}",
                 "-" if row.merge_rss_mib is None else f"{row.merge_rss_mib:.0f}",
@@ -536,7 +554,8 @@ def format_table(run: BenchRun, repeat: int) -> list[str]:
     lines.append(
         f"{run.arch}: {run.blocks} of its {run.total_blocks} blocks built (every tensor "
         f"shape included); one model = {run.model_mib:.0f} MiB on disk; seconds = median of "
-        f"{repeat} run(s); read/statistics/merge/output = seconds per pass (the rest is "
+        f"{repeat} run(s); CPU s = user + system seconds of every thread; "
+        "read/statistics/merge/output = seconds per pass (the rest is "
         "Python between them); merge MiB = peak RSS minus RSS before the merge (fresh "
         "process per run)"
     )
@@ -548,10 +567,16 @@ def format_table(run: BenchRun, repeat: int) -> list[str]:
 def _comparison_line(comparison: dict[str, Any]) -> str:
     if "skipped" in comparison:
         return f"FusionBench TIES comparison skipped: {comparison['skipped']}"
+    cpu = ""
+    if comparison.get("cpu_speedup") is not None:
+        cpu = (
+            f" (CPU time {comparison['fusionbench_cpu_seconds']:.2f} s against "
+            f"{comparison['harness_cpu_seconds']:.2f} s: {comparison['cpu_speedup']:.1f}x)"
+        )
     return (
         f"FusionBench TIES (in-memory experts): {comparison['fusionbench_seconds']:.2f} s, "
         f"peak RSS {comparison['fusionbench_peak_rss_mib']:.0f} MiB; harness ties "
-        f"{comparison['harness_seconds']:.2f} s: {comparison['speedup']:.1f}x faster; "
+        f"{comparison['harness_seconds']:.2f} s: {comparison['speedup']:.1f}x faster{cpu}; "
         f"max |difference| of the merged weights {comparison['max_abs_diff']:.3g}"
     )
 

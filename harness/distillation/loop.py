@@ -8,6 +8,10 @@
             L_t   = (1 − α) · loss(out_t, target_t(x_t)) + α · CE(head_t(f(x_t; θ)), y_t)
         θ ← AdamW step on (1/T) Σ_t L_t, learning rate on a linear-warmup + cosine schedule
 
+Causal LMs (``Teaching.target == "tokens"``) have no heads: out_t is the student's
+next-token logits and target_t the teachers' fused token distributions
+(:mod:`harness.distillation.tokens`), which carry the gold tokens the loss also reads.
+
 The student is ONE backbone for every task (the task id picks the frozen head, during
 training and when the suite scores it, as for every merge). Teacher targets are computed
 once per planned batch (:mod:`harness.distillation.teachers`). The same seed gives the
@@ -32,6 +36,8 @@ from harness.distillation.batching import forward_batches
 from harness.distillation.budget import Budget, plan
 from harness.distillation.student import initial_state
 from harness.distillation.teachers import Teaching, teacher_targets
+from harness.distillation.tokens import lm_logits
+from harness.errors import HarnessError
 from harness.merging.coefficients import heads
 from harness.method import MethodContext, Solution, hash_seed
 from harness.progress import progress_bar
@@ -134,12 +140,20 @@ def distil(
         data = plan(context, budget)
         targets = teacher_targets(context, teaching, data)
     info["teachers"] = targets.teachers
+    if targets.choices is not None:
+        info["fused_teacher_share"] = targets.choices
     costs["teacher_forward_examples"] = targets.forward_examples
     costs["distinct_examples"] = sum(
         len(task.batches[index][0]) for task in data.values() for index in task.used
     )
 
-    task_heads = heads(context, context.tasks)
+    language_model = teaching.target == "tokens"
+    if language_model and label_weight > 0:
+        raise HarnessError(
+            "label_weight mixes in class labels; a causal-LM target already carries its gold "
+            "tokens (set the method's LM weight instead)"
+        )
+    task_heads = {} if language_model else heads(context, context.tasks)
     names = set(context.pool.names)
     with Clock(context.device) as train_clock:
         student = context.build_model(state)
@@ -162,13 +176,14 @@ def distil(
                 indices = [data[task].order[step] for task in context.tasks]
                 batches = [data[t].batches[i] for t, i in zip(context.tasks, indices)]
                 inputs = [x for x, _ in batches]
-                outputs = forward_batches(student, inputs, context.device)  # one call
+                run = lm_logits(student) if language_model else student
+                outputs = forward_batches(run, inputs, context.device)  # one call
                 total = torch.zeros((), device=context.device)
                 for task, index, features, (x, labels) in zip(
                     context.tasks, indices, outputs, batches
                 ):
-                    logits = task_heads[task](features)
-                    output = logits if teaching.target == "logits" else features
+                    logits = features if language_model else task_heads[task](features)
+                    output = features if teaching.target == "features" else logits
                     term = loss(output, targets.outputs[(task, index)])
                     if label_weight > 0:
                         hard = F.cross_entropy(logits.float(), labels.to(context.device))

@@ -6,10 +6,11 @@
 - Feature (representation) distillation (FitNets, Romero et al., ICLR 2015,
   https://arxiv.org/abs/1412.6550): the mean squared error between the student's and
   the teacher's features.
-- FuseLLM's token-level fusion (Wan et al., ICLR 2024, https://arxiv.org/abs/2401.10491):
-  per token, of the teachers' next-token distributions, the one with the lowest
-  cross-entropy to the gold token is the fused target; the loss is
-  ``0.9 · L_LM + 0.1 · L_KD`` (λ = 0.9 on the causal LM loss).
+- FuseLLM's knowledge fusion (Wan et al., ICLR 2024, https://arxiv.org/abs/2401.10491):
+  of the teachers' next-token distribution matrices of a text, the one with the lowest
+  cross-entropy to the gold tokens (MinCE) is the fused target Q; the loss is
+  ``λ · L_LM + (1 − λ) · L_KD`` with λ = 0.9, L_KD the cross-entropy of the student
+  under Q (see :mod:`harness.distillation.tokens` for how Q is built).
 """
 
 from __future__ import annotations
@@ -32,35 +33,34 @@ def feature_loss(student_features: torch.Tensor, teacher_features: torch.Tensor)
     return F.mse_loss(student_features.float(), teacher_features.float())
 
 
-def fuse_token_distributions(teacher_logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    """FuseLLM's MinCE fusion: per token, the teacher logits whose cross-entropy to the
-    gold token is lowest.
-
-    ``teacher_logits`` is [K, B, L, V] (K teachers), ``gold`` is [B, L]; returns [B, L, V].
-    Ties go to the first teacher, as ``argmin`` picks.
-    """
-    log_probs = F.log_softmax(teacher_logits.float(), dim=-1)
-    index = gold.unsqueeze(0).unsqueeze(-1).expand(log_probs.shape[0], -1, -1, 1)
-    cross_entropy = -log_probs.gather(-1, index).squeeze(-1)  # [K, B, L]
-    best = cross_entropy.argmin(dim=0)  # [B, L]
-    pick = best.unsqueeze(0).unsqueeze(-1).expand(1, -1, -1, teacher_logits.shape[-1])
-    return teacher_logits.gather(0, pick).squeeze(0)
+def min_cross_entropy_choice(cross_entropy: torch.Tensor) -> torch.Tensor:
+    """FuseLLM's MinCE fusion: the index of the teacher with the lowest cross-entropy to
+    the gold tokens, per leading entry of ``cross_entropy`` [K, ...] (K teachers): per
+    sequence when given each teacher's sequence CE [K, B] (the paper), per token when
+    given token CE [K, B, L]. Ties go to the first teacher, as ``argmin`` picks."""
+    return cross_entropy.argmin(dim=0)
 
 
 def fusellm_loss(
     student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
     gold: torch.Tensor,
     mask: torch.Tensor,
+    target_indices: torch.Tensor,
+    target_probs: torch.Tensor,
     lm_weight: float = 0.9,
 ) -> torch.Tensor:
-    """``λ · CE(student, gold) + (1 − λ) · CE(fused teacher distribution, student)`` over
-    the positions where ``mask`` is true; FuseLLM's KD term is the cross-entropy of the
-    student's log-probabilities under the fused distribution."""
-    fused = F.softmax(fuse_token_distributions(teacher_logits, gold), dim=-1)
+    """``λ · L_LM + (1 − λ) · L_KD`` over the positions where ``mask`` is true.
+
+    ``student_logits`` [B, L, V] predicts ``gold`` [B, L] (the next token at each
+    position); L_LM is its cross-entropy to the gold token; L_KD is FuseLLM's
+    cross-entropy of the student's log-probabilities under the fused teacher
+    distribution Q, given sparsely as ``target_probs`` over ``target_indices`` [B, L, k]
+    (the chosen teacher's top-k tokens: Q is zero elsewhere). Both are token means.
+    """
     log_student = F.log_softmax(student_logits.float(), dim=-1)
     keep = mask.float()
     count = keep.sum().clamp(min=1.0)
     lm = -(log_student.gather(-1, gold.unsqueeze(-1)).squeeze(-1) * keep).sum() / count
-    kd = -((fused * log_student).sum(dim=-1) * keep).sum() / count
+    on_targets = log_student.gather(-1, target_indices)  # [B, L, k]
+    kd = -((target_probs.float() * on_targets).sum(dim=-1) * keep).sum() / count
     return lm_weight * lm + (1.0 - lm_weight) * kd

@@ -44,6 +44,8 @@ LABEL_PARAMS = {
     ),
 }
 SHARED_PARAMS = {**BUDGET_PARAMS, **OPTIMISER_PARAMS, **INIT_PARAMS, **LABEL_PARAMS}
+#: causal-LM methods: their LM term is the gold-token term, so no ``label_weight``
+LM_PARAMS = {**BUDGET_PARAMS, **OPTIMISER_PARAMS, **INIT_PARAMS}
 SMOKE = {"steps": 3, "batch_size": 16}  # the contract tests' tiny budget
 
 
@@ -51,5 +53,5 @@ def split(values: dict[str, Any]) -> tuple[Budget, Optimiser, dict[str, Any]]:
     """The shared hyperparameters as a Budget, an Optimiser and the init/label settings."""
     budget = Budget(values["steps"], values["batch_size"], values["examples"])
     optimiser = Optimiser(values["lr"], values["weight_decay"], values["warmup"])
-    rest = {key: values[key] for key in (*INIT_PARAMS, *LABEL_PARAMS)}
+    rest = {key: values[key] for key in (*INIT_PARAMS, *LABEL_PARAMS) if key in values}
     return budget, optimiser, rest

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from harness.distillation.batching import chunks, forward_batches
 from harness.distillation.budget import TaskData
+from harness.distillation.tokens import choice_shares, token_targets
 from harness.errors import HarnessError
 from harness.method import MethodContext
 from harness.progress import progress_bar
 
-TARGETS = ("logits", "features")
+TARGETS = ("logits", "features", "tokens")
 CHUNK = 512  # inputs per teacher call: planned batches are concatenated up to this
 
 
@@ -30,10 +32,14 @@ class Teaching:
 
     ``teachers(task, experts)`` returns the experts (pool names) whose outputs on the
     task's inputs are averaged into the target; ``target`` is one of ``TARGETS``.
+    ``"tokens"`` (causal LMs): the teachers' next-token distributions, kept top-``top_k``
+    and fused by ``fusion`` (:mod:`harness.distillation.tokens`) rather than averaged.
     """
 
     target: str
     teachers: Callable[[str, Sequence[str]], Sequence[str]]
+    top_k: int = 10
+    fusion: str = "sequence"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -59,9 +65,10 @@ def every_expert(task: str, experts: Sequence[str]) -> list[str]:
 class Targets:
     """Per (task, batch index), the teachers' averaged output, and what computing it cost."""
 
-    outputs: dict[tuple[str, int], torch.Tensor]
+    outputs: dict[tuple[str, int], Any]  # a tensor; TokenTargets for "tokens"
     forward_examples: int  # inputs run through a teacher (each teacher counts once)
     teachers: dict[str, list[str]]  # task -> the experts that teach it
+    choices: dict[str, dict[str, float]] | None = None  # fused targets: task -> teacher share
 
 
 def teacher_targets(
@@ -70,6 +77,9 @@ def teacher_targets(
     """Run every planned batch through its teachers once (one expert loaded at a time)."""
     experts = list(context.pool.tasks)
     teachers = {task: list(teaching.teachers(task, experts)) for task in context.tasks}
+    if teaching.target == "tokens":
+        fused, forward = token_targets(context, teachers, data, teaching.top_k, teaching.fusion)
+        return Targets(dict(fused), forward, teachers, choice_shares(fused, teachers))
     sums: dict[tuple[str, int], torch.Tensor] = {}
     forward = 0
     for expert in progress_bar(experts, desc="teachers", enabled=context.progress):

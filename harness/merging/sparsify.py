@@ -127,7 +127,35 @@ def sliced_band_masks(
     top: float,
 ) -> Iterator[tuple[T, list[torch.Tensor]]]:
     """``magnitude_band_mask`` of each task's vector over a whole tensor too large to hold
-    whole, yielded slice by slice: the same masks, ties broken by position as there.
+    whole, yielded slice by slice: the same masks, ties broken by position as there
+    (``sliced_rank_masks`` with Breadcrumbs' truncated counts)."""
+    if bottom < 0 or top < 0 or bottom + top > 1:
+        raise HyperparameterError(
+            f"breadcrumbs needs bottom, top ≥ 0 and bottom + top ≤ 1, got {bottom} and {top}"
+        )
+    high = count - _truncated_count(top, count)
+    low = high - _truncated_count(1.0 - bottom - top, count)
+    return sliced_rank_masks(slices, count, low, high)
+
+
+def sliced_top_fraction_masks(
+    slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]], count: int, fraction: float
+) -> Iterator[tuple[T, list[torch.Tensor]]]:
+    """``top_fraction_mask`` of each task's non-negative scores over a whole tensor too
+    large to hold whole, slice by slice (the same masks, ties by position)."""
+    keep = max(1, int(round(fraction * count)))
+    return sliced_rank_masks(slices, count, max(0, count - keep), count)
+
+
+def sliced_rank_masks(
+    slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]],
+    count: int,
+    low: int,
+    high: int,
+) -> Iterator[tuple[T, list[torch.Tensor]]]:
+    """Per task, True on the entries whose rank by magnitude over the whole tensor (0 =
+    smallest, ties by position, as ``magnitude_ranks``) lies in [low, high), yielded
+    slice by slice for a tensor too large to hold whole.
 
     ``slices()`` streams the tensor's row slices as (payload, one flat float32 chunk per
     task), in order; the masks come back with the payload. It is called three times: a
@@ -138,12 +166,6 @@ def sliced_band_masks(
     """
     from harness.merging.task_vectors import _BINS, magnitude_bins
 
-    if bottom < 0 or top < 0 or bottom + top > 1:
-        raise HyperparameterError(
-            f"breadcrumbs needs bottom, top ≥ 0 and bottom + top ≤ 1, got {bottom} and {top}"
-        )
-    high = count - _truncated_count(top, count)
-    low = high - _truncated_count(1.0 - bottom - top, count)
     wanted = [rank for rank in (low, high) if 0 < rank < count]  # others bound nothing
     histograms: list[torch.Tensor] = []
     for _, vectors in slices():

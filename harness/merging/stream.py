@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from harness.merging import kernels
 from harness.merging.timing import timed
 from harness.method import MethodContext, Solution
 from harness.progress import progress_bar
@@ -102,6 +103,16 @@ def sliced_sum(pool: ExpertPool, name: str, statistic: Statistic, seed: int = 0)
             total = value if total is None else total + value
     assert total is not None
     return total
+
+
+def summed_task_vectors(group: TensorGroup) -> torch.Tensor:
+    """Σ_t τ_t, the same float32 numbers as ``stack(group.task_vectors).sum(dim=0)``; on a
+    CPU one fused sweep (``harness.merging.kernels``) instead of T + 1 temporaries."""
+    if not kernels.use_kernels(group.base):
+        return stack(group.task_vectors).sum(dim=0)
+    out = torch.empty(group.base.shape, dtype=torch.float32)
+    kernels.task_vector_sum(*kernels.as_arrays(group.base, group.experts), out.view(-1).numpy())
+    return out.to(group.base.dtype)
 
 
 def stack(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -15,15 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
+from harness.merging import kernels
 from harness.merging.chunks import Scratch, spans
 from harness.merging.timing import timed
 from harness.weights.pool import ExpertPool, TensorGroup
 
 Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 
-_SHIFT, _BINS = 16, 1 << 15  # a non-negative float32's top 15 bits; bin 0 holds zeros
+_SHIFT, _BINS = 16, kernels.BINS  # a non-negative float32's top 15 bits; bin 0 holds zeros
 
 
 def magnitude_bins(values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,10 @@ def magnitude_thresholds(
     counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64)
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ stats", progress=progress):
         with timed("statistics"):
+            if vectors is None and kernels.use_kernels(group.base):
+                arrays = kernels.as_arrays(group.base, group.experts)
+                kernels.add_histograms(*arrays, counts.numpy())
+                continue
             device_counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64, device=pool.device)
             for index, chunk in _vector_chunks(group, vectors, scratch):
                 bins = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
@@ -110,8 +116,18 @@ def magnitude_thresholds(
         bins[index] = (_BINS - 1 - index_from_top, above)
 
     inside: dict[int, list[torch.Tensor]] = {index: [] for index in bins}
+    wanted = np.array([bins[index][0] for index in range(len(tasks))], dtype=np.int32)
+    # the bin's count bounds what one task can gather (zeros are counted, not gathered)
+    gathered = tuple(
+        np.empty(int(counts[index, int(bin_)]), np.float32) for index, bin_ in enumerate(wanted)
+    )
+    positions = np.zeros(len(tasks), dtype=np.int64)
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ top-k", progress=progress):
         with timed("statistics"):
+            if vectors is None and kernels.use_kernels(group.base):
+                arrays = kernels.as_arrays(group.base, group.experts)
+                kernels.gather_bin(*arrays, wanted, gathered, positions)
+                continue
             for index, chunk in _vector_chunks(group, vectors, scratch):
                 found = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
                 hits = scratch.get("hits", chunk.shape, torch.bool, chunk.device)
@@ -119,7 +135,8 @@ def magnitude_thresholds(
                 selected = chunk[hits].abs()
                 inside[index].append(selected[selected > 0].cpu())
     for index, task in enumerate(tasks):
-        values = torch.cat(inside[index])
+        kernel_values = torch.from_numpy(gathered[index][: positions[index]])
+        values = torch.cat([kernel_values, *inside[index]])
         rank = keep - bins[index][1]  # the k-th value is the rank-th largest inside the bin
         if values.numel() < rank or rank <= 0:  # fewer non-zero entries than k: keep all
             thresholds[task] = 0.0

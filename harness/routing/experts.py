@@ -21,7 +21,7 @@ from safetensors.numpy import load_file, save_file
 
 from harness.progress import progress_bar
 from harness.routing.table import OutcomeTable
-from harness.suite import ClassificationSuite
+from harness.suite import ClassificationSuite, Suite
 
 PRETRAINED = "pretrained"
 
@@ -87,3 +87,90 @@ def read_table(root: Path) -> OutcomeTable:
         features=tensors["features"],
         ids=tuple(rows["ids"]),
     )
+
+
+@torch.no_grad()
+def score_lm_experts(suite: Suite, splits: Mapping[str, str], directory: Path) -> None:
+    """The same table for a generative LM suite (minimath) scored through lm-eval: each
+    model generates for every item of every task's split with the suite's own
+    ``evaluate`` (greedy, the suite's filters), and an item scores 1 when the ranked
+    metric (strict-match exact match) is 1 in lm-eval's per-sample log
+    (``evaluation_details(task)["samples_log"]``). What a router reads of an item: the
+    pretrained LM's last hidden state averaged over the tokens of the prompt lm-eval gave
+    it (never the answer). Cost: the model's parameters per query."""
+    pool = suite.pool()
+    models = [PRETRAINED, *pool.tasks]
+    device = suite.context.device
+    columns: dict[str, list[np.ndarray]] = {model: [] for model in models}
+    prompts: list[str] = []
+    tasks: list[str] = []
+    table_splits: list[str] = []
+    ids: list[str] = []
+    sizes: dict[str, int] = {}
+    for model in progress_bar(
+        models, desc=f"{suite.name} outcomes", enabled=suite.context.progress
+    ):
+        state = pool.base_state() if model == PRETRAINED else pool.expert_state(model)
+        network = suite.build_model(state).to(device)
+        sizes[model] = sum(p.numel() for p in network.parameters())
+        for task in suite.tasks:
+            for split, table_split in splits.items():
+                suite.evaluate(network, task, split)
+                samples = _samples(suite, task)
+                columns[model].append(np.array([s["score"] for s in samples], np.float32))
+                if model == PRETRAINED:
+                    prompts += [s["prompt"] for s in samples]
+                    tasks += [task] * len(samples)
+                    table_splits += [table_split] * len(samples)
+                    ids += [f"{task}/{split}/{s['doc_id']}" for s in samples]
+        if model == PRETRAINED:
+            features = prompt_features(network, suite.tokenizer(), prompts, device)
+        del network
+    scores = np.stack([np.concatenate(columns[m]) for m in models], axis=1)
+    if scores.shape[0] != len(ids):
+        raise RuntimeError(f"{suite.name}: the models were scored on different items")
+    costs = np.tile(np.array([sizes[m] for m in models], dtype=np.float64), (len(ids), 1))
+    save_file(
+        {"scores": scores, "costs": costs, "features": features},
+        str(directory / "outcomes.safetensors"),
+    )
+    (directory / "rows.json").write_text(
+        json.dumps({"models": models, "tasks": tasks, "splits": table_splits, "ids": ids})
+    )
+
+
+def _samples(suite: Suite, task: str) -> list[dict[str, object]]:
+    """The last evaluation's per-item outcome, in document order: doc_id, the prompt lm-eval
+    gave the model and the ranked metric's 0/1 under its filter."""
+    details = suite.evaluation_details(task)
+    metric, _, kept = str(details["ranked_by"]).partition(",")
+    rows = []
+    with open(details["samples_log"]) as lines:
+        for line in lines:
+            sample = json.loads(line)
+            if kept and sample.get("filter") != kept:
+                continue
+            rows.append(
+                {
+                    "doc_id": int(sample["doc_id"]),
+                    "prompt": sample["arguments"][0][0],
+                    "score": float(sample[metric]),
+                }
+            )
+    rows.sort(key=lambda row: row["doc_id"])
+    if [row["doc_id"] for row in rows] != list(range(len(rows))):
+        raise RuntimeError(f"{details['samples_log']}: expected one sample per document")
+    return rows
+
+
+@torch.no_grad()
+def prompt_features(
+    model: torch.nn.Module, tokenizer: object, prompts: list[str], device: torch.device
+) -> np.ndarray:
+    """[N, hidden]: a causal LM's last hidden state averaged over each prompt's tokens."""
+    rows = []
+    for prompt in progress_bar(prompts, desc="prompt features", enabled=False):
+        ids = torch.tensor([tokenizer(prompt, add_special_tokens=True)["input_ids"]])
+        out = model(input_ids=ids.to(device), output_hidden_states=True)
+        rows.append(out.hidden_states[-1][0].float().mean(dim=0).cpu().numpy())
+    return np.stack(rows).astype(np.float32)

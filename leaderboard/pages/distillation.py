@@ -94,6 +94,9 @@ def summarise(cell: Cell, tasks: int) -> Summary:
         models = tasks
     elif cell.method == "pretrained":
         models = 1
+    declared = [(run.record.get("method_info") or {}).get("inference_models") for run in cell.runs]
+    if declared and isinstance(declared[0], int):  # what the method says it keeps (logit fusion)
+        models = declared[0]
     return Summary(
         cell,
         {task: sum(v) / len(v) for task, v in per_task.items()},
@@ -180,9 +183,9 @@ class DistillationPages(PageKind):
             summaries = {id(c): summarise(c, tasks) for c in students + merges + baselines}
             table = self.table(suite, slug, students + merges + baselines, summaries)
             site.tables.append(table)
-            found = crossover(
-                [summaries[id(c)] for c in students], [summaries[id(c)] for c in merges]
-            )
+            trained = [summaries[id(c)] for c in students if summaries[id(c)].steps is not None]
+            # inference-time references of the family (no budget) are drawn, not "students"
+            found = crossover(trained, [summaries[id(c)] for c in merges])
             site.pages.append(
                 Page(
                     distillation_page(slug),

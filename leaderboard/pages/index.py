@@ -54,7 +54,11 @@ class IndexPage(PageKind):
                     cells={
                         "suite": Field(suite.name, href=f"suites/{slug}.html"),
                         "description": Field(suite.description or ""),
-                        "tasks": Field(str(len(tasks)), sort=len(tasks)),
+                        "tasks": Field(  # "–": tasks set by options, none recorded yet
+                            str(len(tasks)) if tasks else "–",
+                            sort=len(tasks),
+                            title="" if tasks else "set by the suite's options at run time",
+                        ),
                         "checkpoints": Field(", ".join(checkpoint_sets) or "–"),
                         "methods": Field(
                             str(len({c.method for c in cells})), sort=len({c.method for c in cells})

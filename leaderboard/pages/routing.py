@@ -9,7 +9,10 @@ weight suite's experts (``OutcomeSuite.merge_suite``: mini8-outcomes from mini8)
 shows that suite's merges, each one model, at one model's cost, the task-id oracle
 (``individual``: the task's own expert) there too, and per-sample routers among the
 experts at the models they run per input, each with its accuracy pooled over the same
-test items (per-task accuracy weighted by the task's size).
+test items (per-task accuracy weighted by the task's size). A second plot puts the same
+records at what they store (one model plus their ``extra_parameters``) beside the single
+models, so a router that keeps every expert and a merge that keeps one are compared on
+storage as well as on compute.
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ def weight_models_per_query(cell: Cell) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+#: Weight-suite methods whose backbone is chosen by the task id (told the task): the
+#: task-id oracle and the task-specific masks/rescalers of EMR-Merging and TALL masks.
+TOLD_TASK = frozenset({"individual", "emr", "tall_masks"})
+
+
 def pooled_accuracy(cell: Cell, tasks: dict[str, int]) -> float | None:
     """Per-task accuracy weighted by the outcome table's test sizes (first run)."""
     record = cell.runs[0].record
@@ -99,6 +107,23 @@ def pooled_accuracy(cell: Cell, tasks: dict[str, int]) -> float | None:
         return None
     total = sum(tasks.values())
     return sum(scored[task]["metric"] * n for task, n in tasks.items()) / total
+
+
+def distinct_label(cell: Cell, cells: list[Cell]) -> str:
+    """The method name, with the hyperparameters that tell its cells apart when the
+    method has several here (e.g. ``wemoe (steps=0)`` beside ``wemoe (steps=200)``)."""
+    same = [c for c in cells if c.method == cell.method]
+    if len(same) == 1:
+        return cell.method
+
+    def settings(c: Cell) -> dict[str, Any]:
+        return c.runs[0].record.get("hyperparameters") or {}
+
+    values = settings(cell)
+    differing = [key for key in values if any(settings(o).get(key) != values[key] for o in same)]
+    if not differing:
+        return cell_label(cell, cells)
+    return f"{cell.method} ({', '.join(f'{key}={values[key]}' for key in differing)})"
 
 
 class RoutingPages(PageKind):
@@ -127,7 +152,8 @@ class RoutingPages(PageKind):
             )
             for c in cells
         ]
-        merges = self.merge_points(name, cells[0], models)
+        records = self.merge_records(name, cells[0], models)
+        merges = [record["point"] for record in records]
         svg = curves(
             lines,
             title=f"{name}: quality against {unit}",
@@ -135,6 +161,27 @@ class RoutingPages(PageKind):
             cost_format=lambda v: f"{v:.3g}",
             models=models,
             merges=merges,
+        )
+        stored_svg = (
+            curves(
+                [],
+                title=f"{name}: quality against stored parameters",
+                cost_label="parameters stored (one model + extra)",
+                cost_format=lambda v: f"{v:.3g}",
+                models=models,
+                merges=[
+                    Point(
+                        label=r["point"].label,
+                        cost=r["stored"],
+                        accuracy=r["point"].accuracy,
+                        href=r["point"].href,
+                        detail=r["point"].detail,
+                    )
+                    for r in records
+                ],
+            )
+            if records
+            else None
         )
         rows = []
         for cell in cells:
@@ -164,36 +211,56 @@ class RoutingPages(PageKind):
             "weak": first.get("weak", ""),
             "strong": first.get("strong", ""),
             "merges": [
-                {"name": m.label, "cost": f"{m.cost:.4g}", "accuracy": fmt.number(m.accuracy)}
-                for m in sorted(merges, key=lambda m: -m.accuracy)
+                {
+                    "name": r["point"].label,
+                    "href": r["point"].href,
+                    "family": r["family"],
+                    "told_task": "yes" if r["told_task"] else "no",
+                    "cost": f"{r['point'].cost:.4g}",
+                    "extra": f"{r['extra']:,}",
+                    "accuracy": fmt.number(r["point"].accuracy),
+                }
+                for r in sorted(records, key=lambda r: -r["point"].accuracy)
             ],
+            "stored_svg": stored_svg,
             "merge_suite": merge_suite_of(name),
             "unit": unit,
         }
 
-    def merge_points(self, name: str, cell: Cell, models: list[Point]) -> list[Point]:
+    def merge_records(self, name: str, cell: Cell, models: list[Point]) -> list[dict[str, Any]]:
+        """The merge suite's records on the same test items: each a point at the models it
+        runs per input, with its family, whether it is told the task id, what it stores
+        beyond one model and what it stores in all (one model's cost + extra)."""
         source = merge_suite_of(name)
         if not source or source not in self.data.suite_cells or not models:
             return []
         sizes = {task: n["n"] for task, n in (summary_of(cell) or {}).get("per_task", {}).items()}
         base_set = cell.checkpoint_set.split("/outcomes")[0]
-        points = []
+        records = []
         one_model = min(m.cost for m in models)
-        for merge in self.data.suite_cells[source]:
-            if merge.checkpoint_set != base_set:
-                continue
+        same_set = [c for c in self.data.suite_cells[source] if c.checkpoint_set == base_set]
+        for merge in same_set:
             models_per_query = weight_models_per_query(merge)
             if models_per_query is None:
                 continue
             accuracy = pooled_accuracy(merge, sizes)
-            if accuracy is not None:
-                points.append(
-                    Point(
-                        label=merge.method,
-                        cost=one_model * models_per_query,
-                        accuracy=accuracy,
-                        href=PAGE_ROOT + self.data.method_pages[merge.method],
-                        detail=f"{source} record, {len(merge.runs)} run(s)",
-                    )
-                )
-        return points
+            if accuracy is None:
+                continue
+            extra = int(merge.runs[0].record.get("extra_parameters") or 0)
+            point = Point(
+                label=distinct_label(merge, same_set),
+                cost=one_model * models_per_query,
+                accuracy=accuracy,
+                href=PAGE_ROOT + self.data.method_pages[merge.method],
+                detail=f"{source} record, {len(merge.runs)} run(s), {extra:,} extra parameters",
+            )
+            records.append(
+                {
+                    "point": point,
+                    "family": merge.family,
+                    "told_task": merge.method in TOLD_TASK,
+                    "extra": extra,
+                    "stored": one_model + extra,
+                }
+            )
+        return records

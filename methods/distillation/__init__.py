@@ -15,8 +15,12 @@ merge: task_arithmetic, ties). What the training cost (wall/CPU/GPU seconds, exa
 seen by student and teachers) is in ``info["distillation"]``, recorded as
 ``method_info.distillation``; ``extra_parameters`` is 0 (one model at inference).
 
+Causal-LM methods (``needs=("batches", "lm")``, e.g. ``fusellm``) train the whole LM
+(no heads) on the suite's fine-tuning sequences; the suite scores it like any merged LM.
+
 The family's contract tests (tests/test_distillation_contract.py, parametrised over
-every registered distillation method): the same seed gives the same student; zero steps
+every registered distillation method; a method that needs "lm" runs them on a tiny
+Llama suite, tests/tiny_lm_suite.py): the same seed gives the same student; zero steps
 return the initialisation; test labels are never read; a student trained from one expert
 alone approaches that expert.
 """

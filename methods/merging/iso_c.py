@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.merging.stream import stack, tensorwise
+from harness.merging.stream import stack, summed_task_vectors, tensorwise
 from harness.merging.subspace import gram, is_matrix, spectrum_of, svd
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
@@ -46,7 +46,7 @@ def isotropic(matrix: torch.Tensor) -> torch.Tensor:
 
 def sum_gram(group: TensorGroup) -> torch.Tensor:
     """ΔᵀΔ of this slice of Δ = Σ_t τ_t (summed over a huge matrix's row slices)."""
-    return gram(stack(group.task_vectors).sum(dim=0))
+    return gram(summed_task_vectors(group))
 
 
 @register_method(

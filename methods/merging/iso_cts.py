@@ -24,16 +24,36 @@ s = ⌊(r − k)/T⌋ before); the sum (not the mean) gives the common subspace;
 left projection U_cm U_cmᵀ is removed; non-matrix tensors are averaged. Defaults: c =
 0.8 and α = 1.0 (FusionBench's ``config/method/isotropic_merging/iso_cts.yaml``; the
 authors' configs carry no α, which their runner picks on validation data).
+
+A matrix too large to decompose whole for every expert (an LLM's vocabulary-sized
+embedding or head, ``ExpertPool.is_huge``; tall, r = n) is merged from Gram matrices
+summed over its row slices (``sliced_iso_cts``): V and Σ of Δ from ΔᵀΔ, U_cm = Δ V_cm
+Σ_cm⁻¹ row by row, each τ̄_t's spectrum from τ_tᵀτ_t − C_tᵀC_t with C_t = U_cmᵀ τ_t,
+the polar factor of [U_cm, U_1 … U_T] from its Gram matrix: the same merge up to float
+rounding (directions with σ < 10⁻⁶ σ_max are left out, as for ISO-C), with memory
+bounded by a slice per expert and a few n × n matrices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import torch
 
-from harness.merging.stream import stack, tensorwise
-from harness.merging.subspace import is_matrix, orthogonalize, svd, truncated
+from harness.merging.stream import stack
+from harness.merging.subspace import (
+    GramSpectrum,
+    gram,
+    is_matrix,
+    orthogonalize,
+    svd,
+    truncated,
+)
+from harness.merging.timing import timed
+from harness.method import MethodContext, Solution
+from harness.progress import progress_bar
 from harness.registry import Param, register_method
-from harness.weights.pool import TensorGroup
+from harness.weights.pool import ExpertPool, TensorGroup
 from methods.merging.iso_c import SCALING
 
 COMMON = Param(
@@ -45,12 +65,17 @@ COMMON = Param(
 )
 
 
+def _split(rank: int, tasks: int, common: float) -> tuple[int, int]:
+    """(k, s): the common subspace's size and each task's, k + T s = r."""
+    per_task = min(round((rank - int(common * rank)) / tasks), rank // tasks)
+    return rank - per_task * tasks, per_task
+
+
 def iso_cts_matrix(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
     rank = min(vectors[0].shape)
     total = torch.stack(vectors).sum(dim=0)
     u, s, vh = svd(total)
-    per_task = min(round((rank - int(common * rank)) / len(vectors)), rank // len(vectors))
-    k = rank - per_task * len(vectors)  # the common part absorbs the remainder
+    k, per_task = _split(rank, len(vectors), common)
     us, ss, vs = [u[:, :k]], [s[:k]], [vh[:k].T]
     if per_task > 0:
         for vector in vectors:
@@ -64,6 +89,78 @@ def iso_cts_matrix(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
     return torch.cat(ss).mean() * (u_all @ v_all.T)
 
 
+def iso_cts_tensor(group: TensorGroup, scaling: float, common: float) -> torch.Tensor:
+    vectors = group.task_vectors
+    if not is_matrix(group.base):
+        return group.base + scaling * stack(vectors).mean(dim=0)
+    return group.base + scaling * iso_cts_matrix(vectors, common).to(group.base.dtype)
+
+
+def _top(spectrum: GramSpectrum, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(V, S, 1/S) of the top ``count`` directions; 1/S is 0 on numerically absent ones."""
+    values = spectrum.singular_values[:count]
+    inverse = torch.where(spectrum.kept[:count], 1.0 / values.clamp(min=1e-300), 0.0)
+    return spectrum.vectors[:, :count], values, inverse
+
+
+def sliced_iso_cts(
+    slices: Callable[[], Iterator[tuple[TensorGroup, torch.Tensor]]],
+    common: float,
+) -> Iterator[tuple[TensorGroup, torch.Tensor]]:
+    """ISO-CTS's update σ̄ U* V*ᵀ of a tall matrix, row slice by row slice, from Gram
+    matrices gathered in three passes over ``slices()`` ((group, task vectors [T, m_s, n]
+    in float32) in row order); a fourth pass yields each slice's update."""
+    sum_gram = task_grams = None
+    for _, vectors in slices():  # pass 1: ΔᵀΔ and each τ_tᵀτ_t
+        with timed("statistics"):
+            slice_grams = torch.stack([gram(vector) for vector in vectors])
+            slice_sum = gram(vectors.sum(dim=0))
+            sum_gram = slice_sum if sum_gram is None else sum_gram + slice_sum
+            task_grams = slice_grams if task_grams is None else task_grams + slice_grams
+    assert sum_gram is not None and task_grams is not None
+    tasks, rank = task_grams.shape[0], sum_gram.shape[0]
+    k, per_task = _split(rank, tasks, common)
+    v_common, s_common, inverse_common = _top(GramSpectrum(sum_gram), k)
+
+    def common_rows(vectors: torch.Tensor) -> torch.Tensor:  # U_cm = Δ V_cm Σ_cm⁻¹
+        return (vectors.sum(dim=0).double() @ v_common) * inverse_common
+
+    projections = torch.zeros(tasks, k, rank, dtype=torch.float64)
+    for _, vectors in slices():  # pass 2: C_t = U_cmᵀ τ_t
+        with timed("statistics"):
+            u_common = common_rows(vectors)
+            projections += torch.stack([u_common.T @ vector.double() for vector in vectors])
+    singular_values, right, task_maps = [s_common], [v_common], []
+    for index in range(tasks) if per_task > 0 else ():  # τ̄_tᵀτ̄_t = τ_tᵀτ_t − C_tᵀC_t
+        outside_gram = task_grams[index] - projections[index].T @ projections[index]
+        v_task, s_task, inverse_task = _top(GramSpectrum(outside_gram), per_task)
+        singular_values.append(s_task)
+        right.append(v_task)
+        task_maps.append(v_task * inverse_task)  # τ̄_t V_t Σ_t⁻¹ = U_t
+
+    def left_rows(vectors: torch.Tensor) -> torch.Tensor:  # [U_cm, U_1 … U_T] on a slice
+        u_common = common_rows(vectors)
+        parts = [u_common]
+        for index, task_map in enumerate(task_maps):
+            outside = vectors[index].double() - u_common @ projections[index]
+            parts.append(outside @ task_map)
+        return torch.cat(parts, dim=1)
+
+    left_gram = None
+    for _, vectors in slices():  # pass 3: AᵀA of A = [U_cm, U_1 … U_T]
+        with timed("statistics"):
+            rows = left_rows(vectors)
+            left_gram = rows.T @ rows if left_gram is None else left_gram + rows.T @ rows
+    assert left_gram is not None
+    polar_map = GramSpectrum(left_gram).isotropic_map().double()  # A · it = U*
+    v_star = orthogonalize(torch.cat(right, dim=1).float()).double()
+    mean = torch.cat(singular_values).mean()
+    for group, vectors in slices():  # pass 4: σ̄ U* V*ᵀ, slice by slice
+        with timed("merge"):
+            update = mean * (left_rows(vectors) @ polar_map) @ v_star.T
+        yield group, update.float()
+
+
 @register_method(
     "iso_cts",
     family="merging",
@@ -71,9 +168,32 @@ def iso_cts_matrix(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
     params={"scaling": SCALING, "common": COMMON},
     description="Isotropic merge over a common subspace plus task-specific directions.",
 )
-@tensorwise
-def iso_cts(group: TensorGroup, scaling: float, common: float) -> torch.Tensor:
-    vectors = group.task_vectors
-    if not is_matrix(group.base):
-        return group.base + scaling * stack(vectors).mean(dim=0)
-    return group.base + scaling * iso_cts_matrix(vectors, common).to(group.base.dtype)
+def iso_cts(context: MethodContext, scaling: float, common: float) -> Solution:
+    """Tensor by tensor; a huge tall matrix by ``sliced_iso_cts`` over its row slices."""
+    pool = context.pool
+    merged: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name in progress_bar(pool.mergeable_names(), desc="merge", enabled=context.progress):
+            rows, columns = (pool.shape(name) + (0, 0))[:2]
+            if not pool.is_huge(name) or rows < columns:
+                for group in pool.groups([name], context.seed):
+                    with timed("merge"):
+                        result = iso_cts_tensor(group, scaling, common)
+                    pool.place(merged, group, result)
+                continue
+            for group, update in sliced_iso_cts(_slices(pool, name, context.seed), common):
+                pool.place(merged, group, group.base + scaling * update.to(group.base.dtype))
+    return Solution(state=pool.output_state(merged))
+
+
+def _slices(
+    pool: ExpertPool, name: str, seed: int
+) -> Callable[[], Iterator[tuple[TensorGroup, torch.Tensor]]]:
+    def slices() -> Iterator[tuple[TensorGroup, torch.Tensor]]:
+        for group in pool.groups([name], seed, rowwise=True):
+            yield group, torch.stack([vector.float() for vector in group.task_vectors])
+
+    return slices
+
+
+iso_cts.tensor_merge = iso_cts_tensor  # type: ignore[attr-defined]

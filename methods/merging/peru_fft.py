@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from harness.merging.stream import stack
+from harness.merging.stream import summed_task_vectors
 from harness.merging.task_states import streamed_task_states
 from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
 from harness.method import MethodContext, Solution, mask_parameters
@@ -54,7 +54,7 @@ def peru_fft(context: MethodContext, scaling: float, density: float) -> Solution
     pool = context.pool
 
     def merged(group: TensorGroup) -> torch.Tensor:
-        return group.base + scaling * stack(group.task_vectors).sum(dim=0)
+        return group.base + scaling * summed_task_vectors(group)
 
     def residuals(group: TensorGroup) -> list[torch.Tensor]:
         model = merged(group)

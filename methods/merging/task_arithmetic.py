@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.merging.stream import stack, tensorwise
+from harness.merging.stream import summed_task_vectors, tensorwise
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
 
@@ -33,4 +33,4 @@ SCALING = Param(
 )
 @tensorwise(rowwise=True)
 def task_arithmetic(group: TensorGroup, scaling: float) -> torch.Tensor:
-    return group.base + scaling * stack(group.task_vectors).sum(dim=0)
+    return group.base + scaling * summed_task_vectors(group)

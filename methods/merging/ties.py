@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.merging import kernels
 from harness.merging.chunks import Scratch, spans
 from harness.merging.stream import merge_stream
 from harness.merging.task_vectors import magnitude_thresholds
@@ -69,6 +70,11 @@ def trimmed_disjoint_merge(
     ``elect_and_disjoint_mean`` do, the same float32 operations in the same order, but in
     chunks through reused buffers (``harness.merging.chunks``) rather than whole-tensor
     temporaries: the same numbers, several times faster on a CPU."""
+    if vectors is None and kernels.use_kernels(group.base):  # one fused sweep on a CPU
+        out = torch.empty(group.base.shape, dtype=torch.float32)
+        base_array, expert_arrays = kernels.as_arrays(group.base, group.experts)
+        kernels.ties_merge(base_array, expert_arrays, thresholds, scaling, out.view(-1).numpy())
+        return out
     base = group.base.reshape(-1)
     sources = [v.reshape(-1) for v in (vectors if vectors is not None else group.experts)]
     count = len(sources)

@@ -2,11 +2,14 @@
 
 Two settings share the family.
 
-Per-sample routing among experts (``twin``): ``fn(context, **hyperparameters) ->
-Solution`` with ``task_modules``: task -> an ``nn.Module`` that maps the suite's inputs to
-what the suite scores (for classification suites, backbone features), deciding per input
-which experts or expert parts to use. The router may be trained on train/validation data
-or unlabeled test inputs, never on test labels. Everything stored beyond one model
+Per-sample routing among experts (``twin``, ``expert_router``, ``wemoe``): ``fn(context,
+**hyperparameters) -> Solution`` with ``task_modules``: task -> an ``nn.Module`` that maps
+the suite's inputs to what the suite scores (for classification suites, backbone
+features), deciding per input which experts or expert parts to use; the same module for
+every task, so the task id is never used. The router may be trained on train/validation
+data or unlabeled test inputs (``wemoe``: test-time entropy minimisation, recorded in its
+``method_info.reads``), never on test labels; tests/test_method_contract.py checks these
+methods like every merge. Everything stored beyond one model
 (routers, compressed expert parts) is counted in ``extra_parameters``.
 
 Routing over outcome tables (``needs=("outcomes",)``: random_router, best_single,

@@ -15,8 +15,9 @@ Compared with the task-id oracle (``individual``: each task's own expert), Twin 
 merge plus routed low-rank parts) and EMR/TALL (told the task). Deviations from WEMoE:
 whole experts, top-1, instead of layer-wise weight ensembles of task vectors in the
 MLPs; supervised on validation task ids instead of entropy minimisation on unlabelled
-test inputs. Stored beyond one model: every expert and the pretrained model the router
-reads, plus the router (``extra_parameters``).
+test inputs (the paper's method is methods/routing/wemoe.py). Stored beyond one model:
+every expert and the pretrained model the router reads, plus the router
+(``extra_parameters``).
 The router's features and training follow twin.py's router (hidden 256, Adam lr 1e-2,
 300 steps of 64).
 """

@@ -252,5 +252,8 @@ def twin(
             "routed_matrices": len(factors),
             "routed_vectors": len(dense),
             "router_validation_accuracy": router_accuracy,
+            # per input: the shared model's pass for the router, then the shared model's
+            # pass with every expert's routed low-rank parts (what it stores beyond it)
+            "models_per_query": round(2.0 + stored / pool.num_parameters(), 4),
         },
     )

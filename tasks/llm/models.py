@@ -205,3 +205,25 @@ def build_causal_lm(
     if tied:
         model.tie_weights()
     return model.eval()
+
+
+class ResolvedCausalLm:
+    """The half of a suite over a resolved causal LM (llm-* suites, CrossEval) that is the
+    same for all of them: ``prepare()`` sets ``_base`` (the resolved base) and ``_config``
+    (its transformers config); ``options["dtype"]`` picks the evaluation dtype."""
+
+    _base: ResolvedArtifact | None
+    _config: Any
+    options: Mapping[str, Any]
+    context: Any
+
+    @property
+    def base(self) -> ResolvedArtifact:
+        if self._base is None:
+            raise RuntimeError("call prepare() first")
+        return self._base
+
+    def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+        stored = next(iter(state.values())).dtype
+        dtype = evaluation_dtype(str(self.options["dtype"]), self.context.device, stored)
+        return build_causal_lm(self._config, state, dtype)

@@ -68,7 +68,7 @@ def common_params(default_set: str) -> dict[str, Param]:
     }
 
 
-class CausalLmSuite(Suite):
+class CausalLmSuite(models.ResolvedCausalLm, Suite):
     """Base + experts of a checkpoint set, tasks scored by lm-eval (see the module doc)."""
 
     metric = "score"
@@ -224,17 +224,6 @@ class CausalLmSuite(Suite):
             else:
                 experts[name] = Checkpoint(expert.path, expert.id)
         return ExpertPool(base, experts)
-
-    @property
-    def base(self) -> ResolvedArtifact:
-        if self._base is None:
-            raise RuntimeError("call prepare() first")
-        return self._base
-
-    def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-        stored = next(iter(state.values())).dtype
-        dtype = models.evaluation_dtype(str(self.options["dtype"]), self.context.device, stored)
-        return models.build_causal_lm(self._config, state, dtype)
 
     def evaluate(
         self, model: torch.nn.Module, task: str, split: str = "test", *, limit: int | None = None

@@ -1,5 +1,5 @@
-"""Outcome tables built offline from the harness's own experts: ``mini8-outcomes`` and
-``minitext-outcomes``.
+"""Outcome tables built offline from the harness's own experts: ``mini8-outcomes``,
+``minitext-outcomes`` and ``minimath-outcomes``.
 
 Candidates: a suite's pretrained model and its experts (mini8: 9 models; minitext: 8),
 each scored item by item on every task with that task's frozen head
@@ -14,6 +14,12 @@ trade quality for cost: a router's curve is one point and its AIQ its accuracy. 
 routing buys here is accuracy on a task-mixed stream with the task hidden, against one
 model for everything (best_single) and the oracle; the leaderboard places the source
 suite's merges and its task-id oracle (``individual``) beside the routers.
+
+``minimath-outcomes`` is the generative counterpart: minimath's pretrained causal LM and
+its three experts (math, lang2, kind) generate for every item of its four tasks through
+lm-eval, as minimath's own evaluation does, and an item scores 1 when strict-match exact
+match is 1 in lm-eval's per-sample log (:func:`harness.routing.experts.score_lm_experts`);
+a router reads the pretrained LM's hidden state averaged over the prompt's tokens.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import ClassVar
 from harness.cache import cached_directory, content_key, file_sha256
 from harness.progress import note
 from harness.registry import register_suite
-from harness.routing.experts import read_table, score_experts
+from harness.routing.experts import read_table, score_experts, score_lm_experts
 from harness.routing.suite import OutcomeSuite
 from harness.routing.table import OutcomeTable
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
@@ -46,6 +52,9 @@ class ExpertOutcomes(OutcomeSuite):
     @property
     def checkpoint_set(self) -> str:
         return getattr(self, "_checkpoint_set", f"built:{self.name}")
+
+    #: scores every model on every item: ``score_experts`` (heads) or ``score_lm_experts``
+    scorer: ClassVar = staticmethod(score_experts)
 
     def _source_suite(self) -> ClassificationSuite:
         from harness.registry import SUITES
@@ -71,7 +80,7 @@ class ExpertOutcomes(OutcomeSuite):
         key = content_key(f"{self.source}-outcomes", BUILD_VERSION, source.checkpoint_set)
         self.root = cached_directory(
             key,
-            lambda directory: score_experts(
+            lambda directory: type(self).scorer(
                 source, {"validation": "train", "test": "test"}, directory
             ),
             namespace=f"{self.source}-outcomes",
@@ -107,3 +116,15 @@ class Mini8Outcomes(ExpertOutcomes):
 class MinitextOutcomes(ExpertOutcomes):
     source = "minitext"
     merge_suite = "minitext"
+
+
+@register_suite(
+    "minimath-outcomes",
+    reference="https://arxiv.org/abs/2403.12031",
+    description="minimath's pretrained causal LM and 3 experts scored per item through "
+    "lm-eval on every task: routers over a generative outcome table, offline.",
+)
+class MinimathOutcomes(ExpertOutcomes):
+    source = "minimath"
+    merge_suite = "minimath"
+    scorer = staticmethod(score_lm_experts)

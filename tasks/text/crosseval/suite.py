@@ -66,6 +66,7 @@ from harness.suite import Artifact, Suite, SuiteContext
 from harness.weights.fingerprint import module_fingerprint
 from harness.weights.hub import Requirement, ResolvedArtifact, resolve_all
 from harness.weights.pool import Checkpoint, ExpertPool
+from tasks.llm.models import ResolvedCausalLm
 from tasks.text.crosseval import data, models
 
 DEFAULT_BASE = "meta-llama/Llama-3.2-3B"
@@ -103,7 +104,7 @@ PARAMS = {
 
 
 @register_suite("crosseval", params=PARAMS, reference=data.REFERENCE)
-class CrossEval(Suite):
+class CrossEval(ResolvedCausalLm, Suite):
     """CrossEval (Zhong et al. 2024): 14 capabilities, responses judged against rated references."""
 
     tasks = [*data.INDIVIDUAL, *data.CROSS]  # individual first: parents score before crosses
@@ -251,17 +252,6 @@ class CrossEval(Suite):
         base = Checkpoint(self.base.path, self.base.id)
         experts = {name: Checkpoint(a.path, a.id) for name, a in self._experts.items()}
         return ExpertPool(base, experts)
-
-    @property
-    def base(self) -> ResolvedArtifact:
-        if self._base is None:
-            raise RuntimeError("call prepare() first")
-        return self._base
-
-    def build_model(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-        stored = next(iter(state.values())).dtype
-        dtype = models.evaluation_dtype(str(self.options["dtype"]), self.context.device, stored)
-        return models.build_causal_lm(self._config, state, dtype)
 
     def split_items(self, task: str, split: str) -> list[tuple[data.Item, str | None]]:
         """A capability's usable prompts in a split (test: all, or 90% with a carve)."""

@@ -1,0 +1,165 @@
+"""Fused CPU kernels for the hottest merge passes: TIES' top-k statistics and merge,
+and the sum of task vectors that task arithmetic and its relatives add to the base.
+
+In torch's eager mode each step of TIES (subtract, |·|, compare, mask, sum, sign,
+clamp, count, divide, add) is its own pass over memory: about 35 passes over every
+entry of every task vector, even in cache-sized chunks (``harness.merging.chunks``).
+These numba kernels do each pass of the algorithm in ONE sweep, reading the base and
+the experts once and holding the per-entry work in registers, on every core. They
+compute the same float32 operations in the same order as the torch code they replace
+(``ties.trimmed_disjoint_merge`` and ``task_vectors.magnitude_thresholds``), so the
+merged weights are bitwise the same; tests check it on adversarial inputs (ties at the
+threshold, zeros, signed zeros, sums that cancel).
+
+They run on float32 CPU arrays; other dtypes are converted chunk by chunk and a GPU
+keeps the torch code, which is already one launch per step over a whole tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+
+BINS = 1 << 15  # a float32 magnitude's top 15 bits: exponent and 7 mantissa bits
+_BIN_MASK = BINS - 1
+
+
+def use_kernels(tensor: torch.Tensor) -> bool:
+    """The fused kernels apply to float32 CPU tensors."""
+    return tensor.device.type == "cpu"
+
+
+def _threads() -> None:
+    """Use as many threads as torch does (numba's default is every core)."""
+    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != wanted:
+        numba.set_num_threads(wanted)
+
+
+def as_arrays(
+    base: torch.Tensor, experts: Sequence[torch.Tensor]
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Flat float32 numpy views (copies only for another dtype) of a tensor group."""
+    _threads()
+
+    def flat(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().reshape(-1).to(torch.float32).contiguous().numpy()
+
+    return flat(base), tuple(flat(expert) for expert in experts)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _histograms(base, experts, counts):  # pragma: no cover - compiled
+    """counts[block, t, bin] += 1 for each entry of τ_t = experts[t] − base; one
+    histogram per block of entries so that threads never share a counter."""
+    size = base.size
+    blocks = counts.shape[0]
+    step = (size + blocks - 1) // blocks
+    for block in prange(blocks):
+        start = block * step
+        stop = min(size, start + step)
+        for index in range(start, stop):
+            value = base[index]
+            for task in range(len(experts)):
+                vector = experts[task][index] - value
+                counts[block, task, (np.float32(vector).view(np.int32) >> 16) & _BIN_MASK] += 1
+
+
+def add_histograms(base: np.ndarray, experts: tuple[np.ndarray, ...], counts: np.ndarray) -> None:
+    """Add each task vector's magnitude-bin counts of this group to ``counts`` [T, BINS]."""
+    blocks = max(1, min(numba.get_num_threads(), base.size // 65536))
+    local = np.zeros((blocks, len(experts), BINS), dtype=np.int64)
+    _histograms(base, experts, local)
+    counts += local.sum(axis=0)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _gather(base, experts, bins, outputs, positions):  # pragma: no cover - compiled
+    """Append |τ_t| of the non-zero entries in bin ``bins[t]`` to ``outputs[t]``."""
+    size = base.size
+    for task in prange(len(experts)):
+        expert = experts[task]
+        output = outputs[task]
+        wanted = bins[task]
+        position = positions[task]
+        for index in range(size):
+            vector = expert[index] - base[index]
+            if vector != 0 and ((np.float32(vector).view(np.int32) >> 16) & _BIN_MASK) == wanted:
+                output[position] = abs(vector)
+                position += 1
+        positions[task] = position
+
+
+def gather_bin(
+    base: np.ndarray,
+    experts: tuple[np.ndarray, ...],
+    bins: np.ndarray,
+    outputs: tuple[np.ndarray, ...],
+    positions: np.ndarray,
+) -> None:
+    """Copy the magnitudes that fall in each task's threshold bin (sized beforehand from
+    the histogram) into ``outputs``, advancing ``positions``."""
+    _gather(base, experts, bins, outputs, positions)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _ties_merge(base, experts, limits, scaling, output):  # pragma: no cover - compiled
+    zero = np.float32(0.0)
+    for index in prange(base.size):
+        value = base[index]
+        total = zero
+        for task in range(len(experts)):  # trim, then elect: γ = sgn Σ τ̂_t
+            vector = experts[task][index] - value
+            if abs(vector) >= limits[task]:
+                total += vector
+        sign = np.float32(np.sign(total))
+        kept = zero
+        agreeing = 0
+        for task in range(len(experts)):  # disjoint mean over τ̂_t with γ·τ̂_t > 0
+            vector = experts[task][index] - value
+            if abs(vector) >= limits[task]:
+                signed = vector * sign
+                if signed > zero:
+                    kept += signed
+                    agreeing += 1
+        kept = kept * sign
+        if agreeing == 0:
+            agreeing = 1
+        output[index] = value + (kept / np.float32(agreeing)) * scaling
+
+
+def ties_merge(
+    base: np.ndarray,
+    experts: tuple[np.ndarray, ...],
+    limits: Sequence[float],
+    scaling: float,
+    output: np.ndarray,
+) -> None:
+    """θ_0 + λ · disjoint mean of the trimmed task vectors, into ``output`` (float32)."""
+    _ties_merge(
+        base,
+        experts,
+        np.asarray(limits, dtype=np.float32),
+        np.float32(scaling),
+        output,
+    )
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _task_vector_sum(base, experts, output):  # pragma: no cover - compiled
+    zero = np.float32(0.0)
+    for index in prange(base.size):
+        value = base[index]
+        total = zero
+        for task in range(len(experts)):
+            total += experts[task][index] - value
+        output[index] = total
+
+
+def task_vector_sum(base: np.ndarray, experts: tuple[np.ndarray, ...], output: np.ndarray) -> None:
+    """Σ_t (θ_t − θ_0) into ``output`` (float32), summed in task order."""
+    _task_vector_sum(base, experts, output)
