@@ -20,6 +20,7 @@ from harness.commands.grid import grid_command
 from harness.commands.judge import judge_group
 from harness.commands.leaderboard import leaderboard_group
 from harness.commands.list import list_command
+from harness.commands.transfer import transfer_group
 from harness.commands.validate import validate_command
 from harness.errors import HarnessError
 from harness.threads import configure_threads
@@ -51,6 +52,7 @@ for command in (
     bench_group,
     validate_command,
     judge_group,
+    transfer_group,
 ):
     cli.add_command(command)
 

@@ -23,6 +23,7 @@ from harness.errors import HarnessError
 from harness.run.records import load_records
 from leaderboard.cells import Run
 from leaderboard.judges import load_judge_results
+from leaderboard.mergeability import load_mergeability_results
 from leaderboard.pages import Site, build_site_model
 
 MARKER = ".harness-leaderboard"
@@ -105,9 +106,11 @@ def build_site(
     *,
     warn: Callable[[str], None] | None = None,
     judges_dir: Path | None = None,
+    mergeability_dir: Path | None = None,
 ) -> Path:
     """Build the site from every valid record under ``results_dir`` (and the judge
-    meta-evaluation results in ``judges_dir``); return index.html.
+    meta-evaluation results in ``judges_dir``, the merge-ability results in
+    ``mergeability_dir``); return index.html.
 
     Files that are not valid records are skipped, listed on the index page and passed to
     ``warn`` (printed to stderr by default), so one bad contribution never hides the rest.
@@ -117,7 +120,8 @@ def build_site(
     _check_replaceable(out_dir)
     loaded = load_records(results_dir)
     judge_results, judge_problems = load_judge_results(judges_dir)
-    problems = [*loaded.problems, *judge_problems]
+    mergeability, mergeability_problems = load_mergeability_results(mergeability_dir)
+    problems = [*loaded.problems, *judge_problems, *mergeability_problems]
     for problem in problems:
         warn(f"skipped {problem}")
     # pages show where a record lives inside the results, not the builder's file system
@@ -125,7 +129,7 @@ def build_site(
         Run(record, path.relative_to(results_dir) if path.is_relative_to(results_dir) else path)
         for record, path in zip(loaded.records, loaded.paths)
     ]
-    site = build_site_model(runs, problems, judge_results)
+    site = build_site_model(runs, problems, judge_results, mergeability)
     with atomic_path(out_dir) as temporary:
         temporary.mkdir()
         render(site, temporary)

@@ -35,7 +35,17 @@ def leaderboard_group() -> None:
     show_default=True,
     help="Judge meta-evaluation results (harness judge meta); skipped when absent.",
 )
-def leaderboard_build(results_dir: Path, out_dir: Path, judges_dir: Path) -> None:
+@click.option(
+    "--mergeability",
+    "mergeability_dir",
+    type=click.Path(path_type=Path),
+    default=Path("mergeability-results"),
+    show_default=True,
+    help="Merge-ability results (harness transfer mergeability); skipped when absent.",
+)
+def leaderboard_build(
+    results_dir: Path, out_dir: Path, judges_dir: Path, mergeability_dir: Path
+) -> None:
     """Render the site (works from file://).
 
     \b
@@ -51,7 +61,9 @@ def leaderboard_build(results_dir: Path, out_dir: Path, judges_dir: Path) -> Non
         )
     check_out_dir(out_dir)
     try:
-        index = build_site(results_dir, out_dir, judges_dir=judges_dir)
+        index = build_site(
+            results_dir, out_dir, judges_dir=judges_dir, mergeability_dir=mergeability_dir
+        )
     except OSError as error:  # e.g. a disk that filled up, a folder that vanished
         where = error.filename or out_dir
         raise HarnessError(

@@ -12,5 +12,11 @@ Shared mechanics of the ``transferability`` family, kept here once:
   cached features per (source, target), fine-tuned ground truth) that ``harness eval``
   scores an estimator on;
 - :mod:`~harness.transferability.finetune`: the ground-truth protocol (full fine-tuning
-  over a learning-rate × weight-decay grid, best on validation, scored on test).
+  over a learning-rate × weight-decay grid, best on validation, scored on test), run pair
+  by pair and resumably by ``finetune_pairs`` for any ``FinetunableZoo`` (zoo-mini8's
+  build, ``harness transfer finetune``);
+- :mod:`~harness.transferability.mergeability`: merge-ability prediction, pre-merge
+  signals (task-vector cosine, TIES sign conflict, norm spread, an estimator on the merged
+  model's features) scored by τ_w against the merges a results directory recorded
+  (``harness transfer mergeability``).
 """

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from harness.keyed_log import KeyedLog
 from harness.method import hash_seed
-from harness.transferability.zoo import GroundTruth
+from harness.progress import note, progress_bar
+from harness.transferability.zoo import GroundTruth, ZooSuite
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (inputs, labels)
 
@@ -49,14 +52,19 @@ class FinetuneProtocol:
 
 
 @torch.no_grad()
-def accuracy(backbone: torch.nn.Module, head: torch.nn.Module, split: Split) -> float:
-    """Top-1 accuracy (%) of head(backbone(x)) on a whole split, in batches of 1,000."""
+def accuracy(
+    backbone: torch.nn.Module, head: torch.nn.Module, split: Split, batch_size: int = 1000
+) -> float:
+    """Top-1 accuracy (%) of head(backbone(x)) on a whole split, in batches, on the
+    backbone's device."""
     backbone.eval()
+    device = next(backbone.parameters()).device
     inputs, labels = split
     correct = 0
-    for start in range(0, len(labels), 1000):
-        logits = head(backbone(inputs[start : start + 1000]))
-        correct += int((logits.argmax(dim=1) == labels[start : start + 1000]).sum())
+    for start in range(0, len(labels), batch_size):
+        logits = head(backbone(inputs[start : start + batch_size].to(device)))
+        expected = labels[start : start + batch_size].to(device)
+        correct += int((logits.argmax(dim=1) == expected).sum())
     return 100.0 * correct / len(labels)
 
 
@@ -68,14 +76,18 @@ def finetune_once(
     config: dict[str, float],
     protocol: FinetuneProtocol,
     seed: int,
+    device: torch.device | None = None,
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """One grid point: backbone + a new seeded linear head, trained end to end."""
+    """One grid point: backbone + a new seeded linear head, trained end to end on
+    ``device`` (the data stays where it is; each batch is moved)."""
+    device = device or torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
     head = torch.nn.Linear(feature_dim, classes)
     with torch.no_grad():
         bound = 1 / math.sqrt(feature_dim)
         head.weight.uniform_(-bound, bound, generator=generator)
         head.bias.zero_()
+    backbone, head = backbone.to(device), head.to(device)
     groups = [
         {"params": list(backbone.parameters()), "lr": config["lr"]},
         {"params": list(head.parameters()), "lr": config["lr"] * protocol.head_lr_factor},
@@ -100,7 +112,8 @@ def finetune_once(
             position = 0
         index = order[position : position + protocol.batch_size]
         position += protocol.batch_size
-        loss = F.cross_entropy(head(backbone(inputs[index])), labels[index])
+        batch, expected = inputs[index].to(device), labels[index].to(device)
+        loss = F.cross_entropy(head(backbone(batch)), expected)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -116,17 +129,20 @@ def finetuned_accuracy(
     splits: dict[str, Split],
     protocol: FinetuneProtocol,
     log: KeyedLog,
+    device: torch.device | None = None,
 ) -> GroundTruth:
     """The pair's ground truth: read from ``log`` if done, else fine-tuned over the grid."""
+    device = device or torch.device("cpu")
     if log.get(key) is None:
-        with one_thread():
+        with one_thread() if device.type == "cpu" else nullcontext():
             best: tuple[float, dict[str, float], torch.nn.Module, torch.nn.Module] | None = None
             scores = []
             for config in protocol.grid():
                 seed = hash_seed(protocol.seed, f"{key}/{config['lr']}/{config['weight_decay']}")
                 backbone, head = finetune_once(
-                    make_backbone(), feature_dim, classes, splits["train"], config, protocol, seed
-                )
+                    make_backbone(), feature_dim, classes, splits["train"], config, protocol, seed,
+                    device,
+                )  # fmt: skip
                 validation = accuracy(backbone, head, splits["validation"])
                 scores.append({**config, "validation": validation})
                 if best is None or validation > best[0]:
@@ -152,3 +168,71 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class FinetunePair:
+    """One (source, target) pair to fine-tune: how to make the source's backbone (a module
+    whose forward gives ``[B, feature_dim]`` features) and the target's splits, loaded
+    only when the pair is not in the log yet."""
+
+    source: str
+    target: str
+    make_backbone: Callable[[], torch.nn.Module]
+    feature_dim: int
+    classes: int
+    splits: Callable[[], dict[str, Split]]
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}/{self.target}"
+
+
+def finetune_pairs(
+    pairs: Sequence[FinetunePair],
+    protocol: FinetuneProtocol,
+    log: KeyedLog,
+    *,
+    device: torch.device | None = None,
+    progress: bool = True,
+    desc: str = "fine-tuning",
+) -> dict[str, dict[str, GroundTruth]]:
+    """Every pair's ground truth (target → source → truth): pairs already in ``log`` are
+    read back, the others fine-tuned over ``protocol``'s grid and appended one by one, so
+    an interrupted run resumes where it stopped. zoo-mini8's build and ``harness transfer
+    finetune`` both run this."""
+    remaining = [pair for pair in pairs if pair.key not in log]
+    note(
+        f"{desc}: {len(remaining)} of {len(pairs)} (source, target) pairs to fine-tune over "
+        f"{len(protocol.grid())} grid points each ({protocol.steps} steps)"
+    )
+    truth: dict[str, dict[str, GroundTruth]] = {}
+    for pair in progress_bar(list(pairs), desc=desc, enabled=progress):
+        if pair.key in log:
+            done = log.get(pair.key)
+            assert done is not None
+            result = GroundTruth(done["validation"], done["test"], done["config"])
+        else:
+            result = finetuned_accuracy(
+                pair.key, pair.make_backbone, pair.feature_dim, pair.classes, pair.splits(),
+                protocol, log, device,
+            )  # fmt: skip
+        truth.setdefault(pair.target, {})[pair.source] = result
+    return truth
+
+
+class FinetunableZoo(ZooSuite):
+    """A zoo suite whose ground truth the harness computes (``harness transfer finetune``):
+    it names its pairs, its protocol and where the resumable log lives."""
+
+    @abstractmethod
+    def finetune_protocol(self) -> FinetuneProtocol:
+        """The grid and recipe its ground truth follows."""
+
+    @abstractmethod
+    def finetune_pairs(self) -> list[FinetunePair]:
+        """Every (source, target) pair of the selected targets, in a fixed order."""
+
+    @abstractmethod
+    def finetune_log(self) -> Path:
+        """The pair-by-pair log (``KeyedLog``) of this zoo's build and protocol."""

@@ -53,10 +53,13 @@ class SiteData:
         runs: list[Run],
         problems: list[str],
         judge_results: list[dict[str, Any]] | None = None,
+        mergeability_results: list[dict[str, Any]] | None = None,
     ) -> None:
         self.runs = runs
         self.problems = problems
         self.judge_results = list(judge_results or [])  # ``harness judge meta`` results
+        # ``harness transfer mergeability`` results, one per suite
+        self.mergeability_results = list(mergeability_results or [])
         self.methods: dict[str, MethodInfo] = registered_methods()
         self.suites: dict[str, SuiteInfo] = registered_suites()
         for run in runs:

@@ -42,9 +42,15 @@ from harness.progress import note, progress_bar
 from harness.registry import METHODS, register_suite
 from harness.staged_build import build_stage, run_stages, save_stage
 from harness.suite import Artifact, SuiteContext
-from harness.transferability.finetune import FinetuneProtocol, accuracy, finetuned_accuracy
+from harness.transferability.finetune import (
+    FinetunableZoo,
+    FinetunePair,
+    FinetuneProtocol,
+    accuracy,
+    finetune_pairs,
+)
 from harness.transferability.inputs import TargetInputs
-from harness.transferability.zoo import GroundTruth, ZooSuite
+from harness.transferability.zoo import GroundTruth
 from tasks.vision.mini8 import build, data
 from tasks.vision.mini8.suite import RECIPE, Mini8
 
@@ -67,7 +73,7 @@ SOURCES = (
     reference="https://arxiv.org/abs/2207.03036",
     description="Rank 13 offline mini8 towers per mini8 task; ground truth by CPU fine-tuning.",
 )
-class ZooMini8(ZooSuite):
+class ZooMini8(FinetunableZoo):
     """Transferability on mini8: pretrained, short-pretrained, random, expert and merged
     towers ranked for each mini8 task against their real fine-tuned accuracy."""
 
@@ -208,41 +214,61 @@ class ZooMini8(ZooSuite):
             }
         write_json_atomic(directory / "facts.json", facts)
 
-    def _finetune(self, directory: Path, mini8: Mini8) -> None:
-        log = KeyedLog(directory / "finetune.jsonl")
-        pairs = [(s, t) for t in data.TASKS for s in _sources_for(t)]
-        remaining = sum(f"{s}/{t}" not in log for s, t in pairs)
-        note(
-            f"zoo-mini8: fine-tuning {remaining} of {len(pairs)} (source, target) pairs over "
-            f"{len(PROTOCOL.grid())} grid points each ({PROTOCOL.steps} steps)"
-        )
-        truth: dict[str, dict[str, dict[str, object]]] = {}
-        for source, target in progress_bar(pairs, desc="zoo-mini8 fine-tuning"):
-            splits = {
+    def _pairs(self, directory: Path, targets: list[str]) -> list[FinetunePair]:
+        """Each target's 13 sources: the tower from ``directory``, the target's splits."""
+        mini8 = self._mini8()
+
+        def splits(target: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+            return {
                 split: (
                     build.normalise(mini8._data[f"{target}/{split}/images"]),
                     mini8._data[f"{target}/{split}/labels"],
                 )
                 for split in ("train", "validation", "test")
             }
-            classes = int(splits["train"][1].max()) + 1
-            result = finetuned_accuracy(
-                f"{source}/{target}",
+
+        return [
+            FinetunePair(
+                source,
+                target,
                 lambda source=source: self._tower(directory, source),
                 RECIPE.hidden_size,
-                classes,
-                splits,
-                PROTOCOL,
-                log,
+                int(mini8._data[f"{target}/train/labels"].max()) + 1,
+                lambda target=target: splits(target),
             )
-            truth.setdefault(target, {})[source] = {
-                "validation": result.validation,
-                "test": result.test,
-                "config": dict(result.config),
+            for target in targets
+            for source in _sources_for(target)
+        ]
+
+    def _finetune(self, directory: Path, mini8: Mini8) -> None:
+        log = KeyedLog(directory / "finetune.jsonl")
+        found = finetune_pairs(
+            self._pairs(directory, list(data.TASKS)),
+            PROTOCOL,
+            log,
+            progress=self.context.progress,
+            desc="zoo-mini8 fine-tuning",
+        )
+        truth = {
+            target: {
+                source: {"validation": r.validation, "test": r.test, "config": dict(r.config)}
+                for source, r in per_source.items()
             }
+            for target, per_source in found.items()
+        }
         write_json_atomic(
             directory / "truth.json", {"protocol": PROTOCOL.to_json(), "truth": truth}
         )
+
+    # ------------------------------------------------------------------ fine-tuning
+    def finetune_protocol(self) -> FinetuneProtocol:
+        return PROTOCOL
+
+    def finetune_pairs(self) -> list[FinetunePair]:
+        return self._pairs(self.root, list(self.tasks))
+
+    def finetune_log(self) -> Path:
+        return self.root / "finetune.jsonl"
 
     # ------------------------------------------------------------------ contract
     def sources(self, target: str) -> list[str]:
