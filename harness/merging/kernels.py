@@ -26,6 +26,8 @@ from numba import njit, prange
 
 BINS = 1 << 15  # a float32 magnitude's top 15 bits: exponent and 7 mantissa bits
 _BIN_MASK = BINS - 1
+LOW_BINS = 1 << 16  # the low 16 bits: within one bin, each is one exact float32 value
+_LOW_MASK = LOW_BINS - 1
 
 
 def use_kernels(tensor: torch.Tensor) -> bool:
@@ -78,32 +80,24 @@ def add_histograms(base: np.ndarray, experts: tuple[np.ndarray, ...], counts: np
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _gather(base, experts, bins, outputs, positions):  # pragma: no cover - compiled
-    """Append |τ_t| of the non-zero entries in bin ``bins[t]`` to ``outputs[t]``."""
+def _low_histograms(base, experts, bins, counts):  # pragma: no cover - compiled
+    """counts[t, low 16 bits] += 1 for each entry of τ_t whose magnitude bin is bins[t]."""
     size = base.size
     for task in prange(len(experts)):
         expert = experts[task]
-        output = outputs[task]
         wanted = bins[task]
-        position = positions[task]
         for index in range(size):
-            vector = expert[index] - base[index]
-            if vector != 0 and ((np.float32(vector).view(np.int32) >> 16) & _BIN_MASK) == wanted:
-                output[position] = abs(vector)
-                position += 1
-        positions[task] = position
+            bits = np.float32(expert[index] - base[index]).view(np.int32)
+            if ((bits >> 16) & _BIN_MASK) == wanted:
+                counts[task, bits & _LOW_MASK] += 1
 
 
-def gather_bin(
-    base: np.ndarray,
-    experts: tuple[np.ndarray, ...],
-    bins: np.ndarray,
-    outputs: tuple[np.ndarray, ...],
-    positions: np.ndarray,
+def add_low_histograms(
+    base: np.ndarray, experts: tuple[np.ndarray, ...], bins: np.ndarray, counts: np.ndarray
 ) -> None:
-    """Copy the magnitudes that fall in each task's threshold bin (sized beforehand from
-    the histogram) into ``outputs``, advancing ``positions``."""
-    _gather(base, experts, bins, outputs, positions)
+    """Add, per task, the low-16-bit counts of the entries in its threshold bin
+    (``counts`` [T, LOW_BINS]): with the bin they give the exact k-th magnitude."""
+    _low_histograms(base, experts, bins, counts)
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -160,11 +160,11 @@ def sliced_rank_masks(
     ``slices()`` streams the tensor's row slices as (payload, one flat float32 chunk per
     task), in order; the masks come back with the payload. It is called three times: a
     histogram of |τ| per task locates the bins of the two rank boundaries, a second pass
-    picks the exact boundary values inside them (and how many entries lie strictly
-    below), and the third yields masks, counting equal entries across slices so that a
-    tie at a boundary falls by position.
+    counts the low 16 bits inside them, which give the exact boundary values (and how
+    many entries lie strictly below), and the third yields masks, counting equal entries
+    across slices so that a tie at a boundary falls by position.
     """
-    from harness.merging.task_vectors import _BINS, magnitude_bins
+    from harness.merging.task_vectors import _BINS, _LOW_BINS, _SHIFT, magnitude_bins
 
     wanted = [rank for rank in (low, high) if 0 < rank < count]  # others bound nothing
     histograms: list[torch.Tensor] = []
@@ -184,19 +184,27 @@ def sliced_rank_masks(
             bin_index = int(torch.searchsorted(cumulative, torch.tensor(rank), right=True))
             places.append((bin_index, int(cumulative[bin_index - 1]) if bin_index else 0))
         located.append(places)
-    gathered: list[list[list[torch.Tensor]]] = [[[] for _ in wanted] for _ in located]
+    # the second pass counts the low 16 bits of the entries in each boundary bin: with the
+    # bin they are the exact value, so equal magnitudes (millions, with bf16 experts) cost
+    # one counter, not one gathered value each
+    low_counts = [[torch.zeros(_LOW_BINS, dtype=torch.int64) for _ in wanted] for _ in located]
     for _, vectors in slices():
         for index, vector in enumerate(vectors):
             bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
             for which, (bin_index, _) in enumerate(located[index]):
-                gathered[index][which].append(vector[bins == bin_index].abs().cpu())
+                inside = vector[bins == bin_index].view(torch.int32).bitwise_and(_LOW_BINS - 1)
+                low_counts[index][which] += torch.bincount(inside, minlength=_LOW_BINS).cpu()
     bounds = []  # per task, per wanted rank: (value at the rank, entries strictly below)
     for index, places in enumerate(located):
         task_bounds = {}
-        for which, (rank, (_, below)) in enumerate(zip(wanted, places)):
-            values = torch.sort(torch.cat(gathered[index][which])).values
-            value = float(values[rank - below])
-            task_bounds[rank] = (value, below + int((values < value).sum()))
+        for which, (rank, (bin_index, below)) in enumerate(zip(wanted, places)):
+            cumulative = low_counts[index][which].cumsum(0)  # ascending, as the ranks
+            position = torch.tensor(rank - below)
+            low_bits = int(torch.searchsorted(cumulative, position, right=True))
+            bits = torch.tensor([(bin_index << _SHIFT) | low_bits], dtype=torch.int32)
+            value = float(bits.view(torch.float32)[0])
+            smaller = int(cumulative[low_bits - 1]) if low_bits else 0
+            task_bounds[rank] = (value, below + smaller)
         bounds.append(task_bounds)
     seen = [dict.fromkeys(wanted, 0) for _ in bounds]  # equal entries met so far, per bound
     for payload, vectors in slices():

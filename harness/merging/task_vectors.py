@@ -5,9 +5,10 @@ can merge any single tensor: TIES keeps each task vector's top-k% entries by mag
 over all parameters, not per tensor. Holding N flattened task vectors would defeat the
 streaming pool, so the exact k-th largest magnitude is found in two streaming passes:
 a histogram of log-magnitudes locates the bin holding the k-th value, and the second
-pass gathers only that bin's values to pick it exactly. The bins are the top bits of
-float32 magnitudes (exponent and 7 mantissa bits, 1/128 of an octave each), which grow
-with the value: one shift per entry, no logarithms.
+counts the low 16 bits of the entries inside that bin, which with the bin are the exact
+value. The bins are the top bits of float32 magnitudes (exponent and 7 mantissa bits,
+1/128 of an octave each), which grow with the value: one shift per entry, no
+logarithms; memory is two histograms per task, however many entries share a value.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from harness.weights.pool import ExpertPool, TensorGroup
 Vectors = Callable[[TensorGroup], list[torch.Tensor]]
 
 _SHIFT, _BINS = 16, kernels.BINS  # a non-negative float32's top 15 bits; bin 0 holds zeros
+_LOW_BINS = kernels.LOW_BINS  # its low 16 bits: with the bin, the exact value
 
 
 def magnitude_bins(values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -104,9 +106,9 @@ def magnitude_thresholds(
                 device_counts[index] += torch.bincount(magnitude_bins(chunk, bins), minlength=_BINS)
             counts += device_counts.cpu()
 
-    # bin 0 holds the zeros (and float32's tiniest subnormals); zeros are never gathered:
-    # after DARE most entries are 0, and the k-th value falling among them means "keep
-    # every non-zero entry"
+    # bin 0 holds the zeros (and float32's tiniest subnormals); zeros are never counted
+    # as kept: after DARE most entries are 0, and the k-th value falling among them means
+    # "keep every non-zero entry"
     bins: dict[int, tuple[int, int]] = {}
     thresholds: dict[str, float] = {}
     for index in range(len(tasks)):
@@ -115,33 +117,37 @@ def magnitude_thresholds(
         above = int(from_top[index_from_top - 1]) if index_from_top > 0 else 0
         bins[index] = (_BINS - 1 - index_from_top, above)
 
-    inside: dict[int, list[torch.Tensor]] = {index: [] for index in bins}
+    # the second pass counts the low 16 bits of the entries inside each task's bin: with
+    # the bin's top 16 bits they are the whole float32, so the k-th value is found exactly
+    # from 65,536 counts per task, never from the bin's values (bf16 experts put millions
+    # of equal magnitudes into one bin)
     wanted = np.array([bins[index][0] for index in range(len(tasks))], dtype=np.int32)
-    # the bin's count bounds what one task can gather (zeros are counted, not gathered)
-    gathered = tuple(
-        np.empty(int(counts[index, int(bin_)]), np.float32) for index, bin_ in enumerate(wanted)
-    )
-    positions = np.zeros(len(tasks), dtype=np.int64)
+    low_counts = torch.zeros(len(tasks), _LOW_BINS, dtype=torch.int64)
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ top-k", progress=progress):
         with timed("statistics"):
             if vectors is None and kernels.use_kernels(group.base):
                 arrays = kernels.as_arrays(group.base, group.experts)
-                kernels.gather_bin(*arrays, wanted, gathered, positions)
+                kernels.add_low_histograms(*arrays, wanted, low_counts.numpy())
                 continue
             for index, chunk in _vector_chunks(group, vectors, scratch):
                 found = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
                 hits = scratch.get("hits", chunk.shape, torch.bool, chunk.device)
                 torch.eq(magnitude_bins(chunk, found), bins[index][0], out=hits)
-                selected = chunk[hits].abs()
-                inside[index].append(selected[selected > 0].cpu())
+                low = chunk[hits].view(torch.int32).bitwise_and(_LOW_BINS - 1)
+                low_counts[index] += torch.bincount(low, minlength=_LOW_BINS).cpu()
     for index, task in enumerate(tasks):
-        kernel_values = torch.from_numpy(gathered[index][: positions[index]])
-        values = torch.cat([kernel_values, *inside[index]])
-        rank = keep - bins[index][1]  # the k-th value is the rank-th largest inside the bin
-        if values.numel() < rank or rank <= 0:  # fewer non-zero entries than k: keep all
+        bin_index, above = bins[index]
+        counts_inside = low_counts[index].clone()
+        if bin_index == 0:
+            counts_inside[0] = 0  # ±0.0: zeros are never kept on their own account
+        rank = keep - above  # the k-th value is the rank-th largest inside the bin
+        from_top = torch.flip(counts_inside, [0]).cumsum(0)
+        if rank <= 0 or int(from_top[-1]) < rank:  # fewer non-zero entries than k: keep all
             thresholds[task] = 0.0
             continue
-        thresholds[task] = float(torch.topk(values, rank).values[-1])
+        low_bits = _LOW_BINS - 1 - int(torch.searchsorted(from_top, torch.tensor(rank)))
+        bits = torch.tensor([(bin_index << _SHIFT) | low_bits], dtype=torch.int32)
+        thresholds[task] = float(bits.view(torch.float32)[0])
     return thresholds
 
 
