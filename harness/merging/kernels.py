@@ -17,12 +17,22 @@ keeps the torch code, which is already one launch per step over a whole tensor.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
+
+# numba's "omp" layer shares the OpenMP runtime with torch, and its parallel regions
+# changed later torch results (aTLAS trained twice with one seed gave different
+# weights); the built-in workqueue layer keeps the two apart. It must not be entered
+# from two threads at once, hence the lock around every kernel call.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+_LOCK = threading.Lock()
 
 BINS = 1 << 15  # a float32 magnitude's top 15 bits: exponent and 7 mantissa bits
 _BIN_MASK = BINS - 1
@@ -75,7 +85,8 @@ def add_histograms(base: np.ndarray, experts: tuple[np.ndarray, ...], counts: np
     """Add each task vector's magnitude-bin counts of this group to ``counts`` [T, BINS]."""
     blocks = max(1, min(numba.get_num_threads(), base.size // 65536))
     local = np.zeros((blocks, len(experts), BINS), dtype=np.int64)
-    _histograms(base, experts, local)
+    with _LOCK:
+        _histograms(base, experts, local)
     counts += local.sum(axis=0)
 
 
@@ -97,7 +108,8 @@ def add_low_histograms(
 ) -> None:
     """Add, per task, the low-16-bit counts of the entries in its threshold bin
     (``counts`` [T, LOW_BINS]): with the bin they give the exact k-th magnitude."""
-    _low_histograms(base, experts, bins, counts)
+    with _LOCK:
+        _low_histograms(base, experts, bins, counts)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -134,13 +146,14 @@ def ties_merge(
     output: np.ndarray,
 ) -> None:
     """θ_0 + λ · disjoint mean of the trimmed task vectors, into ``output`` (float32)."""
-    _ties_merge(
-        base,
-        experts,
-        np.asarray(limits, dtype=np.float32),
-        np.float32(scaling),
-        output,
-    )
+    with _LOCK:
+        _ties_merge(
+            base,
+            experts,
+            np.asarray(limits, dtype=np.float32),
+            np.float32(scaling),
+            output,
+        )
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -156,4 +169,5 @@ def _task_vector_sum(base, experts, output):  # pragma: no cover - compiled
 
 def task_vector_sum(base: np.ndarray, experts: tuple[np.ndarray, ...], output: np.ndarray) -> None:
     """Σ_t (θ_t − θ_0) into ``output`` (float32), summed in task order."""
-    _task_vector_sum(base, experts, output)
+    with _LOCK:
+        _task_vector_sum(base, experts, output)
