@@ -7,9 +7,10 @@ like a bad record.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from leaderboard.result_files import load_result_files
 
 KIND = "crosseval-judge-meta"
 REQUIRED = ("judge", "overall", "per_capability", "responses", "judge_outcomes", "created")
@@ -17,22 +18,10 @@ REQUIRED = ("judge", "overall", "per_capability", "responses", "judge_outcomes",
 
 def load_judge_results(directory: Path | None) -> tuple[list[dict[str, Any]], list[str]]:
     """(valid results, problems) from ``directory``'s JSON files; none when it is None."""
-    if directory is None or not Path(directory).is_dir():
-        return [], []
-    results, problems = [], []
-    for path in sorted(Path(directory).glob("*.json")):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            problems.append(f"{path}: not JSON ({type(error).__name__})")
-            continue
-        if not isinstance(result, dict) or result.get("kind") != KIND:
-            problems.append(f"{path}: not a judge meta-evaluation result (kind {KIND!r})")
-            continue
-        missing = [key for key in REQUIRED if key not in result]
-        if missing or not isinstance(result.get("judge"), dict):
-            problems.append(f"{path}: judge result without {', '.join(missing) or 'judge'}")
-            continue
-        result["_file"] = path.name
-        results.append(result)
-    return results, problems
+    return load_result_files(
+        directory,
+        KIND,
+        REQUIRED,
+        "judge meta-evaluation result",
+        valid=lambda result: isinstance(result.get("judge"), dict),
+    )
