@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.commands.options import parse_assignments, split_names
+from harness.commands.options import mirror_option, parse_assignments, split_names
 from harness.errors import HarnessError
 
 
@@ -58,13 +58,7 @@ def bench_group() -> None:
     default=None,
     help="With --tasks: examples per task (default 1000 on CUDA, 8 on CPU; 0: all).",
 )
-@click.option(
-    "--mirror",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="HARNESS_MIRROR",
-    help="With --tasks: local mirror of hub artifacts (as for harness eval).",
-)
+@mirror_option("With --tasks: local mirror of hub artifacts (as for harness eval).")
 @click.option(
     "--suite-set",
     "suite_options",
@@ -265,7 +259,7 @@ def bench_merge_command(
     default=None,
     help="Where each executor's results go (default: a fresh temporary directory).",
 )
-@click.option("--mirror", type=click.Path(path_type=Path), default=None, envvar="HARNESS_MIRROR")
+@mirror_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_grid_command(
     methods: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from harness import progress
-from harness.commands.options import print_table, split_names
+from harness.commands.options import mirror_option, print_table, split_names
 
 DEFAULT_OUT = Path("judge-results")
 
@@ -36,13 +36,7 @@ def judge_group() -> None:
     show_default=True,
     help="Directory for the result JSON.",
 )
-@click.option(
-    "--mirror",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="HARNESS_MIRROR",
-    help="Local mirror of hub artifacts; env HARNESS_MIRROR.",
-)
+@mirror_option("Local mirror of hub artifacts; env HARNESS_MIRROR.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def meta_command(
     judge_spec: str,

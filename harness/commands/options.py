@@ -29,6 +29,18 @@ def split_names(value: str, flag: str) -> list[str]:
     return names
 
 
+def mirror_option(help: str = "Local mirror of hub artifacts; env HARNESS_MIRROR.") -> Any:
+    """``--mirror DIR`` (env HARNESS_MIRROR), as every command that resolves hub artifacts
+    takes it."""
+    return click.option(
+        "--mirror",
+        type=click.Path(path_type=Path),
+        default=None,
+        envvar="HARNESS_MIRROR",
+        help=help,
+    )
+
+
 def run_options(fn: Any) -> Any:
     options = [
         click.option(

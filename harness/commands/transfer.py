@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from harness import progress
-from harness.commands.options import DEFAULT_RESULTS, print_table
+from harness.commands.options import DEFAULT_RESULTS, mirror_option, print_table
 from harness.errors import HarnessError
 
 DEFAULT_MERGEABILITY = Path("mergeability-results")
@@ -54,13 +54,7 @@ def transfer_group() -> None:
     help="Directory for <suite>.json (the leaderboard's --mergeability).",
 )
 @click.option("--device", default="cpu", show_default=True, help="Where merges are rebuilt.")
-@click.option(
-    "--mirror",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="HARNESS_MIRROR",
-    help="Local mirror of hub artifacts (for hub suites); env HARNESS_MIRROR.",
-)
+@mirror_option("Local mirror of hub artifacts (for hub suites); env HARNESS_MIRROR.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def mergeability_command(
     results_dir: Path,
@@ -170,13 +164,7 @@ def mergeability_command(
     help="Suite option (repeatable), as for harness eval.",
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, auto.")
-@click.option(
-    "--mirror",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="HARNESS_MIRROR",
-    help="Local mirror of hub artifacts; env HARNESS_MIRROR.",
-)
+@mirror_option("Local mirror of hub artifacts; env HARNESS_MIRROR.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def finetune_command(
     suite: str,
