@@ -110,7 +110,12 @@ class MeanPooledEncoder(BertModel):
 
 
 def new_encoder(state: Mapping[str, torch.Tensor]) -> MeanPooledEncoder:
-    encoder = MeanPooledEncoder(config())
+    """The encoder holding ``state`` (every parameter; built without a random
+    initialisation that the state would overwrite)."""
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        encoder = MeanPooledEncoder(config())
     encoder.load_state_dict(dict(state), strict=True)
     return encoder.eval()
 

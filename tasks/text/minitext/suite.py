@@ -42,7 +42,10 @@ from tasks.text.minitext import data as data
 
 RECIPE = build.Recipe()
 BUILD_VERSION = 2  # bump when the build's code changes meaning
-EVAL_BATCH = 128  # examples per batch; length buckets keep padding small
+# Examples per evaluation batch. Each split is sorted by length before it is cut, so a small
+# batch pads little: on the 2-core CPU, 16 pads a validation pass to 15k token positions for
+# its 13k real tokens (128 pads to 24k) and runs it 1.4x faster, with the same predictions.
+EVAL_BATCH = 16
 LIBRARIES = ("torch", "transformers", "tokenizers", build.MODEL_PACKAGE, *data.PIP_PACKAGES)
 
 
