@@ -11,6 +11,8 @@ from harness.routing.suite import OutcomeSuite
 from harness.routing.table import OutcomeTable
 from harness.suite import Artifact, SuiteContext
 
+TOPICS = ("cooking", "astronomy", "football", "banking", "poetry", "chemistry")
+
 
 def generated_table(
     seed: int = 0, queries: int = 600, models: int = 4, dim: int = 8, clusters: int = 4
@@ -38,7 +40,10 @@ def generated_table(
         tasks=tasks,
         splits=splits,
         features=features,
-        texts=tuple(f"query {i}" for i in range(queries)),
+        # a query's text names its cluster, so a router that reads text can learn it too
+        texts=tuple(
+            f"a question about {TOPICS[c % len(TOPICS)]}, number {i}" for i, c in enumerate(cluster)
+        ),
     )
 
 

@@ -8,12 +8,13 @@ soft labels (a fractional score is a probability of being right).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 from torch import nn
 
+from harness.progress import progress_bar
 from harness.routing.router import Router
 from harness.routing.table import OutcomeTable, Queries
 
@@ -56,13 +57,21 @@ def fit(
     batch_size: int,
     seed: int,
     weight_decay: float = 0.0,
+    single_thread: bool = True,
+    fused: bool = False,
+    progress: bool = False,
 ) -> list[float]:
-    """Minimise ``loss_of(batch_rows)`` over seeded minibatches; returns the losses."""
+    """Minimise ``loss_of(batch_rows)`` over seeded minibatches; returns the losses.
+    ``single_thread`` suits the small routers (see :func:`one_thread`); a router that
+    fine-tunes a transformer keeps torch's threads and takes the ``fused`` AdamW (one
+    kernel per step: 10x faster than the per-tensor loop over 22M CPU parameters)."""
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    optimiser = torch.optim.AdamW(
+        parameters, lr=lr, weight_decay=weight_decay, fused=True if fused else None
+    )
     losses = []
-    with one_thread():
-        for _ in range(steps):
+    with one_thread() if single_thread else nullcontext():
+        for _ in progress_bar(range(steps), desc="training router", enabled=progress):
             batch = torch.randint(0, rows, (min(batch_size, rows),), generator=generator)
             loss = loss_of(batch)
             optimiser.zero_grad()

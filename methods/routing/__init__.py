@@ -14,8 +14,8 @@ methods like every merge. Everything stored beyond one model
 
 Routing over outcome tables (``needs=("outcomes",)``: random_router, best_single,
 oracle_router, knn_router, logistic_router, svm_router, mlp_router, mf_router, routerdc,
-cascade_router). The suite is a table of queries × candidate models with each model's
-per-query score and cost (harness/routing, tasks/routing). A router fits on
+routerdc_finetune, cascade_router). The suite is a table of queries × candidate models
+with each model's per-query score and cost (harness/routing, tasks/routing). A router fits on
 ``harness.routing.router.training_table(context)`` (the train rows: features, scores,
 costs; never a validation or test outcome), is a :class:`harness.routing.router.Router`
 (utilities per model, or its own ``route``), and is returned with
