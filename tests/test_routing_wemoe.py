@@ -4,9 +4,14 @@ The shared contract (tests/test_method_contract.py) runs it like every other met
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 
+from harness.method import MethodContext
 from harness.registry import METHODS
+from harness.suite import SuiteContext
 from methods.routing.wemoe import WeightEnsemblingMLP, WEMoEModel, is_mlp, upscale
 
 LAMBDA = 0.7
@@ -126,3 +131,46 @@ def test_wemoe_trains_routers_on_unlabeled_test_inputs_only(tiny_context, monkey
     torch.manual_seed(0)
     again = entry.obj(tiny_context, **entry.resolve_params({"steps": 2, "lr": 1e-2}))
     assert all(torch.equal(a, b) for a, b in zip(routers(again), trained))
+
+
+# ---------------------------------------------------------------------------- BERT (minitext)
+BERT_MLP = re.compile(r"encoder\.layer\.\d+\.(intermediate|output)\.dense\.")
+
+
+@pytest.fixture
+def minitext_context(monkeypatch) -> MethodContext:
+    """The real MiniLM (a BertModel) with minitext's small test build's experts."""
+    from tasks.text.minitext import suite
+    from tests.test_minitext import SMALL_RECIPE, _require_data
+
+    _require_data()
+    monkeypatch.setattr(suite, "RECIPE", SMALL_RECIPE)
+    minitext = suite.MiniText(SuiteContext(progress=False))
+    minitext.prepare()
+    minitext.select_tasks(["fortune_topic", "gloss_pos", "drug_sentiment"])
+    return MethodContext(minitext, minitext.pool(), torch.device("cpu"), seed=0, progress=False)
+
+
+def test_bert_feed_forwards_are_upscaled_with_the_same_equation(minitext_context):
+    """A BERT layer's MLP is split over ``intermediate`` and ``output.dense`` (the attention
+    block's ``output.dense`` is not part of it); one-hot routing gives θ_0 + λτ_i there."""
+    context = minitext_context
+    model, _, stored = upscale(context, 0.3, 2)
+    assert len(model.moe_layers()) == 6  # MiniLM-L6's six layers
+    pool = context.pool
+    mlp = [name for name in pool.mergeable_names() if BERT_MLP.match(name)]
+    assert len(mlp) == 6 * 4 and not any("attention" in name for name in mlp)
+    assert stored > 3 * sum(pool.base_tensor(name).numel() for name in mlp)  # + routers
+    shared = _shared_state(context, 0.3)
+    inputs, _ = next(iter(context.suite.batches("gloss_pos", "validation", batch_size=4)))
+    with torch.no_grad():
+        for index, task in enumerate(context.tasks):
+            fixed = LAMBDA * torch.nn.functional.one_hot(torch.tensor([index]), 3).float()
+            for layer in model.moe_layers():
+                layer.fixed = fixed
+            state = dict(shared)
+            for name in mlp:
+                base = pool.base_tensor(name)
+                state[name] = base + LAMBDA * (pool.expert_tensor(task, name) - base)
+            expected = context.build_model(state)(inputs)
+            assert _close(model(inputs), expected, atol=1e-4), task

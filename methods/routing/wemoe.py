@@ -18,16 +18,16 @@ a mixed-task stream needs no task id. Only the routers train, on UNLABELED test 
 
 Checked against the authors' code (tanganke/weight-ensembling_MoE) and FusionBench
 (``fusion_bench/models/we_moe.py``, ``method/we_moe/clip_we_moe.py``,
-``config/method/wemoe/weight_ensembling_moe.yaml``): the non-MLP weights are the
-task-arithmetic merge with scaling ``init_lambda`` = 0.3; each CLIP encoder layer's
-``mlp`` becomes a weight-ensembling MoE over the pretrained MLP plus the experts' MLP task
-vectors; the router has 2 hidden layers by default (Linear H→H, ReLU, Linear H→T; weights
-drawn from N(0, 0.01²), first bias 0, last bias ``init_lambda``, so step 0 is task
-arithmetic with λ = 0.3 everywhere); its per-token outputs are averaged over the
-sequence; Adam, lr 1e-4, 1000 steps, 16 unlabeled test inputs per task per step, the
-summed per-task mean entropy as the loss. FusionBench lists WEMoE under "Model Mixing",
-not "Model Merging" (the result is larger than one model and routes per input), so it is
-registered in the routing family here.
+``config/method/wemoe/weight_ensembling_moe.yaml``): the non-MLP weights are the task-
+arithmetic merge with scaling ``init_lambda`` = 0.3; each CLIP encoder layer's ``mlp``
+(here also a BERT layer's ``intermediate`` + ``output.dense``) becomes a weight-ensembling
+MoE over the pretrained MLP plus the experts' MLP task vectors; the router has 2 hidden
+layers by default (Linear H→H, ReLU, Linear H→T; weights drawn from N(0, 0.01²), first
+bias 0, last bias ``init_lambda``, so step 0 is task arithmetic with λ = 0.3 everywhere);
+its per-token outputs are averaged over the sequence; Adam, lr 1e-4, 1000 steps, 16
+unlabeled test inputs per task per step, the summed per-task mean entropy as the loss.
+FusionBench lists WEMoE under "Model Mixing", not "Model Merging" (the result is larger
+than one model and routes per input), so it is registered in the routing family here.
 
 Deviations: FusionBench trains with ``batch_reduce`` (one routing vector per batch) to save
 memory and routes per input only at test time; here the routing is per input in training
@@ -40,6 +40,7 @@ vectors of every expert and the routers (``extra_parameters``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -64,6 +65,74 @@ ROUTER_INIT_STD = 0.01  # the routers' weight init N(0, 0.01²), as the authors'
 def is_mlp(name: str) -> bool:
     """A transformer block's MLP (``mlp`` in CLIP, GPT-2 and Llama's module names)."""
     return name.rsplit(".", 1)[-1] == "mlp"
+
+
+class SplitFeedForward(nn.Module):
+    """BERT's MLP, which transformers splits across two modules: ``intermediate`` (dense +
+    activation) and ``output.dense``; the residual add and LayerNorm stay in ``output``."""
+
+    def __init__(self, intermediate: nn.Module, projection: nn.Module) -> None:
+        super().__init__()
+        self.intermediate = intermediate
+        self.projection = projection
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.intermediate(hidden))
+
+
+@dataclass
+class FeedForward:
+    """One block's MLP as a module hidden → MLP output, where its parameters live in the
+    pool, and how a replacement is put in its place."""
+
+    module: nn.Module
+    pool_names: dict[str, str]  # the module's parameter names → the pool's names
+    install: Callable[[nn.Module], None]
+
+
+def feed_forwards(backbone: nn.Module) -> list[FeedForward]:
+    """Every block's MLP: modules named ``mlp`` (CLIP, GPT-2, Llama) and BERT layers'
+    ``intermediate`` + ``output.dense`` pairs (the replacement goes in ``intermediate``'s
+    place and ``output.dense`` becomes the identity, so ``output`` adds the residual and
+    normalises as before)."""
+    found = []
+    for name, module in backbone.named_modules():
+        prefix = f"{name}." if name else ""
+        if is_mlp(name):
+            parent_name, _, child = name.rpartition(".")
+            parent = backbone.get_submodule(parent_name) if parent_name else backbone
+            found.append(
+                FeedForward(
+                    module,
+                    {p: prefix + p for p, _ in module.named_parameters()},
+                    lambda new, parent=parent, child=child: setattr(parent, child, new),
+                )
+            )
+        elif _is_bert_layer(module):
+            split = SplitFeedForward(module.intermediate, module.output.dense)
+            names = {
+                f"intermediate.{p}": f"{prefix}intermediate.{p}"
+                for p, _ in module.intermediate.named_parameters()
+            }
+            names.update({f"projection.{p}": f"{prefix}output.dense.{p}"
+                          for p, _ in module.output.dense.named_parameters()})  # fmt: skip
+
+            def install(new: nn.Module, layer: nn.Module = module) -> None:
+                layer.intermediate = new
+                layer.output.dense = nn.Identity()
+
+            found.append(FeedForward(split, names, install))
+    return found
+
+
+def _is_bert_layer(module: nn.Module) -> bool:
+    output = getattr(module, "output", None)
+    return (
+        hasattr(module, "intermediate")
+        and hasattr(module, "attention")
+        and isinstance(getattr(output, "dense", None), nn.Linear)
+        and hasattr(output, "LayerNorm")
+    )
 
 
 class Router(nn.Module):
@@ -186,26 +255,23 @@ def upscale(
     routers: list[nn.Parameter] = []
     stored = 0
     mlps = [
-        (name, module)
-        for name, module in backbone.named_modules()
-        if is_mlp(name)
-        and any(f"{name}.{p}" in mixer.vectors for p, _ in module.named_parameters())
+        mlp
+        for mlp in feed_forwards(backbone)
+        if any(pool_name in mixer.vectors for pool_name in mlp.pool_names.values())
     ]
     if not mlps:
         raise HarnessError(
-            "wemoe upscales transformer MLPs (modules named 'mlp', as in CLIP, GPT-2, Llama) "
-            "but this suite's backbone has none; pick a transformer suite"
+            "wemoe upscales transformer MLPs (modules named 'mlp', as in CLIP, GPT-2, Llama, "
+            "or BERT's intermediate/output pairs) but this suite's backbone has none; pick a "
+            "transformer suite"
         )
-    for name, mlp in mlps:
-        local = [p for p, _ in mlp.named_parameters() if f"{name}.{p}" in mixer.vectors]
-        base = {p: mixer.base[f"{name}.{p}"] for p in local}
-        vectors = {p: mixer.vectors[f"{name}.{p}"] for p in local}
-        hidden = _input_width(mlp)
+    for mlp in mlps:
+        local = {p: n for p, n in mlp.pool_names.items() if n in mixer.vectors}
+        base = {p: mixer.base[n] for p, n in local.items()}
+        vectors = {p: mixer.vectors[n] for p, n in local.items()}
+        hidden = _input_width(mlp.module)
         router = Router(hidden, len(tasks), depth, init_lambda, generator).to(context.device)
-        moe = WeightEnsemblingMLP(mlp, base, vectors, router, model.token_mask)
-        parent_name, _, child = name.rpartition(".")
-        parent = backbone.get_submodule(parent_name) if parent_name else backbone
-        setattr(parent, child, moe)
+        mlp.install(WeightEnsemblingMLP(mlp.module, base, vectors, router, model.token_mask))
         routers.extend(router.parameters())
         stored += sum(v.numel() for v in vectors.values())
     stored += sum(p.numel() for p in routers)
