@@ -74,3 +74,49 @@ def test_prompt_features_read_the_prompt_alone():
 def test_minimath_outcomes_is_registered_with_its_merge_suite():
     entry = SUITES.get("minimath-outcomes")
     assert entry.obj.source == "minimath" and entry.obj.merge_suite == "minimath"
+
+
+def test_minimath_outcomes_end_to_end_agree_with_each_experts_own_record(
+    monkeypatch, capsys, tmp_path, tmp_path_factory
+):
+    """The whole path on minimath's small test build: the table is scored through lm-eval
+    (base and experts on every item), a router runs on it through the CLI, and each
+    expert's test column on its own task averages to the accuracy its own `individual`
+    record reports (the per-sample logs are read right, in order, under the right filter)."""
+    pytest.importorskip("lm_eval")
+    from harness.run.records import read_record, record_files
+    from harness.suite import SuiteContext
+    from tasks.text.minimath import suite as minimath
+    from tests.test_minimath import SMALL_RECIPE
+    from tests.test_runner_cli import invoke
+
+    monkeypatch.setattr(minimath, "RECIPE", SMALL_RECIPE)
+    # the same cache as tests/test_minimath.py's build: one small build per test session
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path_factory.getbasetemp() / "minimath-cache"))
+    records = {}
+    for method, suite_name in (("knn_router", "minimath-outcomes"), ("individual", "minimath")):
+        results = tmp_path / method
+        code, _, err = invoke(
+            monkeypatch, capsys, "eval", "--method", method, "--tasks", suite_name,
+            "--results", str(results), "--quiet", "--select", "defaults",
+        )  # fmt: skip
+        assert code == 0, err
+        (path,) = record_files(results)
+        records[method] = read_record(path)
+    routed = records["knn_router"]
+    assert routed["suite"]["name"] == "minimath-outcomes"
+    assert routed["suite"]["checkpoint_set"].endswith("/outcomes-v1")
+    entry = SUITES.get("minimath-outcomes")
+    outcomes = entry.obj(SuiteContext(progress=False, options=entry.resolve_params({})))
+    outcomes.prepare()
+    table = outcomes.table
+    assert table.models == ("pretrained", "math", "lang2", "kind")
+    assert np.isfinite(table.features).all() and table.features.shape[0] == len(table)
+    test = table.splits == "test"
+    for expert in ("math", "lang2", "kind"):
+        rows = test & (table.tasks == expert)
+        assert rows.sum() == SMALL_RECIPE.test_examples
+        column = table.scores[rows, table.models.index(expert)]
+        assert 100 * column.mean() == pytest.approx(
+            records["individual"]["tasks"][expert]["metric"]
+        )
