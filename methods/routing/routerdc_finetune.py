@@ -34,17 +34,21 @@ from harness.routing.encoder import PACKAGED_MINILM, QueryEncoder, encoder_direc
 from harness.routing.router import WILLINGNESS, Router, router_solution, training_table
 from harness.routing.table import OutcomeTable, Queries
 from harness.routing.training import fit, kmeans
-from methods.routing.routerdc import NEGATIVES, sample_llm_loss, sample_sample_loss
+from methods.routing.routerdc import (
+    BOTTOM,
+    NEGATIVES,
+    TEMPERATURE,
+    TOP,
+    sample_llm_loss,
+    sample_sample_loss,
+)
 
 ENCODER = Param(
     "microsoft/mdeberta-v3-base",
     help="the query encoder fine-tuned end to end: a hub id (mirror or hub) or a directory",
 )
-TOP = Param(3, help="K, positive models per query (the top-K by score)", low=1)
-BOTTOM = Param(3, help="H, negative models per query (the bottom-H by score)", low=1)
 ALPHA = Param(1.0, help="α, weight of the sample–sample (cluster) loss", low=0.0)
 CLUSTERS = Param(8, help="k-means clusters of the train queries' pretrained states", low=1)
-TEMPERATURE = Param(1.0, help="τ, the similarities' temperature", low=1e-6)
 STEPS = Param(1000, help="AdamW steps", low=0)
 LR = Param(5e-5, help="learning rate", low=0.0)
 BATCH_SIZE = Param(16, help="queries per step", low=1)
