@@ -182,3 +182,40 @@ def test_heads_are_zero_shot_class_prompts_of_the_pretrained_encoder(small):
             logits = minitext.head(task)(model(torch.tensor(ids["input_ids"])))
         assert logits.argmax(dim=-1).tolist() == list(range(len(names))), task
         assert logits.max() <= suite.RECIPE.logit_scale + 1e-4
+
+
+def test_item_texts_follow_the_batches_and_reach_the_outcome_table(
+    small, monkeypatch, capsys, tmp_path
+):
+    """minitext-outcomes carries each item's text (for routers that read text): the text
+    of row i is the example the batches scored as row i; a router that fine-tunes a text
+    encoder on them runs through the CLI."""
+    minitext = suite.MiniText(SuiteContext(progress=False))
+    minitext.prepare()
+    tokenizer = build.tokenizer()
+    for split in ("validation", "test"):
+        texts = minitext.item_texts("gloss_pos", split)
+        rows = [row[row != build.PAD_ID] for ids, _ in minitext.batches("gloss_pos", split)
+                for row in ids]  # fmt: skip
+        assert len(texts) == len(rows) > 0
+        for text, row in zip(texts, rows):
+            encoded = tokenizer(text, truncation=True, max_length=SMALL_RECIPE.max_length)
+            assert encoded["input_ids"] == row.tolist()
+    from harness.registry import SUITES
+
+    entry = SUITES.get("minitext-outcomes")
+    outcomes = entry.obj(SuiteContext(progress=False, options=entry.resolve_params({})))
+    outcomes.prepare()
+    table = outcomes.table
+    assert table.texts is not None and len(table.texts) == len(table)
+    test_rows = [i for i, (t, s) in enumerate(zip(table.tasks, table.splits))
+                 if t == "gloss_pos" and s == "test"]  # fmt: skip
+    assert [table.texts[i] for i in test_rows] == minitext.item_texts("gloss_pos", "test")
+    code, out, err = invoke(
+        monkeypatch, capsys, "eval", "--method", "routerdc_finetune", "--tasks",
+        "minitext-outcomes", "--set", f"encoder={build.MODEL_ID}", "--set", "steps=3",
+        "--set", "max_length=32", "--results", str(tmp_path),
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "routerdc_finetune on minitext-outcomes" in out

@@ -2,6 +2,8 @@
 (the pretrained model and each expert) scored item by item on every task.
 
 Per item and model the score is 1 when the task's frozen head puts the true class first.
+A text suite that can name each item's text (``item_texts(task, split)``, in the order of
+its ``batches``) gives the table its query texts, for routers that read text.
 What a router reads of an item is the *pretrained* model's output for it (the pooled
 features every expert starts from: an image's feature vector, a sentence's embedding),
 so routing costs one pretrained pass plus the chosen model. The cost of a model on an
@@ -38,6 +40,7 @@ def score_experts(suite: ClassificationSuite, splits: Mapping[str, str], directo
     tasks: list[str] = []
     table_splits: list[str] = []
     ids: list[str] = []
+    texts: list[str] | None = [] if hasattr(suite, "item_texts") else None
     parameters: dict[tuple[str, str], int] = {}
     for model in progress_bar(
         models, desc=f"{suite.name} outcomes", enabled=suite.context.progress
@@ -50,6 +53,8 @@ def score_experts(suite: ClassificationSuite, splits: Mapping[str, str], directo
             parameters[model, task] = size + sum(p.numel() for p in head.parameters())
             for split, table_split in splits.items():
                 position = 0
+                if model == PRETRAINED and texts is not None:
+                    texts += suite.item_texts(task, split)
                 for inputs, labels in suite.batches(task, split):
                     out = network(inputs.to(device))
                     right = (head(out).argmax(dim=1).cpu() == labels.cpu()).numpy()
@@ -69,15 +74,17 @@ def score_experts(suite: ClassificationSuite, splits: Mapping[str, str], directo
         },
         str(directory / "outcomes.safetensors"),
     )
-    (directory / "rows.json").write_text(
-        json.dumps({"models": models, "tasks": tasks, "splits": table_splits, "ids": ids})
-    )
+    if texts is not None and len(texts) != len(ids):
+        raise RuntimeError(f"{suite.name}: item_texts gave {len(texts)} texts for {len(ids)} items")
+    rows = {"models": models, "tasks": tasks, "splits": table_splits, "ids": ids}
+    (directory / "rows.json").write_text(json.dumps({**rows, "texts": texts}))
 
 
 def read_table(root: Path) -> OutcomeTable:
     """The table :func:`score_experts` wrote."""
     tensors = load_file(str(root / "outcomes.safetensors"))
     rows = json.loads((root / "rows.json").read_text())
+    texts = rows.get("texts")
     return OutcomeTable(
         models=tuple(rows["models"]),
         scores=tensors["scores"].astype(np.float64),
@@ -85,6 +92,7 @@ def read_table(root: Path) -> OutcomeTable:
         tasks=np.array(rows["tasks"], dtype=object),
         splits=np.array(rows["splits"], dtype=object),
         features=tensors["features"],
+        texts=None if texts is None else tuple(texts),
         ids=tuple(rows["ids"]),
     )
 

@@ -34,13 +34,13 @@ from harness.routing.suite import OutcomeSuite
 from harness.routing.table import OutcomeTable
 from harness.suite import Artifact, ClassificationSuite, SuiteContext
 
-BUILD_VERSION = 1
-
 
 class ExpertOutcomes(OutcomeSuite):
     """A classification suite's pretrained model and experts × every item of its tasks."""
 
     source: ClassVar[str]  # the registered classification suite the table is built from
+    #: bump when what the table holds changes (minitext 2: the items' texts)
+    version: ClassVar[int] = 1
     cost_unit = "parameters per query"
     splits = {
         "train": "the source suite's validation items (held out from fine-tuning), minus "
@@ -76,8 +76,8 @@ class ExpertOutcomes(OutcomeSuite):
     def load_table(self) -> OutcomeTable:
         source = self._source_suite()
         self._source = source
-        self._checkpoint_set = f"{source.checkpoint_set}/outcomes-v{BUILD_VERSION}"
-        key = content_key(f"{self.source}-outcomes", BUILD_VERSION, source.checkpoint_set)
+        self._checkpoint_set = f"{source.checkpoint_set}/outcomes-v{self.version}"
+        key = content_key(f"{self.source}-outcomes", self.version, source.checkpoint_set)
         self.root = cached_directory(
             key,
             lambda directory: type(self).scorer(
@@ -115,6 +115,7 @@ class Mini8Outcomes(ExpertOutcomes):
 )
 class MinitextOutcomes(ExpertOutcomes):
     source = "minitext"
+    version = 2
     merge_suite = "minitext"
 
 

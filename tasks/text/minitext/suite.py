@@ -26,6 +26,7 @@ from harness.cache import cached_directory, content_key, file_sha256
 from harness.evaluation.text import (
     TokenizedSplit,
     attention_mask,
+    bucket_groups,
     bucketed_batches,
     cached_tokenized,
     tokenize_texts,
@@ -241,6 +242,15 @@ class MiniText(ClassificationSuite):
         return bucketed_batches(
             self.tokens(task, split), pad_id=build.PAD_ID, batch_size=batch_size, limit=limit
         )
+
+    def item_texts(self, task: str, split: str) -> list[str]:
+        """Each example's text, in the order :meth:`batches` yields the examples."""
+        texts = self._splits[task]["test" if split == "test" else "train"]["texts"]
+        if split != "test":
+            train, validation = validation_indices(len(texts))
+            texts = [texts[i] for i in (train if split == "train" else validation)]
+        lengths = self.tokens(task, split).lengths()
+        return [texts[i] for group in bucket_groups(lengths, batch_size=EVAL_BATCH) for i in group]
 
     def artifacts(self) -> list[Artifact]:
         self._key()
