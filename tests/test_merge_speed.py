@@ -3,6 +3,7 @@ TIES, and whole-tensor statistics gathered over row slices of huge matrices."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -218,3 +219,45 @@ def test_summed_task_vectors_is_the_stacked_sum_bitwise(ties_path):
     group = TensorGroup("w", base, experts, list("abcde"))
     expected = torch.stack(group.task_vectors).sum(dim=0)
     assert torch.equal(summed_task_vectors(group), expected)
+
+
+@pytest.mark.parametrize("name", ["ties", "dare_ties"])
+def test_resident_pool_reads_each_file_tensor_once_and_merges_the_same(tmp_path, monkeypatch, name):
+    """A multi-pass merge of a pool that fits in memory reads every tensor once (the
+    statistics passes and the merge reuse them), and gives the streamed merge's weights."""
+    reads: list[tuple[str, str]] = []
+    original = Checkpoint.tensor
+
+    def counted(self, tensor_name, device="cpu", rows=None, handles=None):
+        reads.append((self.name, tensor_name))
+        return original(self, tensor_name, device, rows, handles)
+
+    monkeypatch.setattr(Checkpoint, "tensor", counted)
+    pool = _bf16_pool(tmp_path, 3)
+    assert pool.resident_bytes() == pool.num_parameters() * 4 * 4
+    held = _merge(pool, name)
+    assert sorted(reads) == sorted(set(reads))  # once each
+    assert len(reads) == 4 * len(pool.mergeable_names())
+    assert pool._resident is None and pool._handles is None  # released after the merge
+
+    reads.clear()
+    monkeypatch.setattr(
+        ExpertPool, "resident", functools.partialmethod(ExpertPool.resident, limit=10)
+    )
+    streamed = _merge(pool, name)
+    assert len(reads) == 3 * 4 * len(pool.mergeable_names())  # too large: three passes
+    for key, tensor in held.items():
+        assert torch.equal(streamed[key], tensor), key
+
+
+def test_resident_is_a_no_op_above_the_limit_and_when_nested(tmp_path):
+    pool = _bf16_pool(tmp_path, 2)
+    with pool.resident(limit=pool.resident_bytes() - 1) as held:
+        assert not held and pool._resident is None
+    with pool.resident(limit=pool.resident_bytes()) as held:
+        first = pool.base_tensor("w")
+        assert held and pool.base_tensor("w") is first
+        with pool.resident() as inner:  # nested: already held, released by the outer block
+            assert inner
+        assert pool._resident is not None
+    assert pool._resident is None and pool.base_tensor("w") is not first

@@ -81,13 +81,34 @@ def _histograms(base, experts, counts):  # pragma: no cover - compiled
                 counts[block, task, (np.float32(vector).view(np.int32) >> 16) & _BIN_MASK] += 1
 
 
+def block_counts(tasks: int) -> np.ndarray:
+    """Zeroed magnitude-bin counters [threads, tasks, BINS] for ``add_histograms`` to add
+    to over every group of a pass; ``.sum(axis=0)`` at the end gives the counts [T, BINS]
+    (one set per thread, allocated once per pass rather than once per tensor)."""
+    _threads()
+    return np.zeros((numba.get_num_threads(), tasks, BINS), dtype=np.int64)
+
+
 def add_histograms(base: np.ndarray, experts: tuple[np.ndarray, ...], counts: np.ndarray) -> None:
-    """Add each task vector's magnitude-bin counts of this group to ``counts`` [T, BINS]."""
-    blocks = max(1, min(numba.get_num_threads(), base.size // 65536))
-    local = np.zeros((blocks, len(experts), BINS), dtype=np.int64)
+    """Add each task vector's magnitude-bin counts of this group to ``counts`` (from
+    ``block_counts``: one row of counters per thread)."""
     with _LOCK:
-        _histograms(base, experts, local)
-    counts += local.sum(axis=0)
+        _histograms(base, experts, counts)
+
+
+def warm_up() -> float:
+    """Start numba's threads and load the compiled kernels (about 0.3 s, once per
+    process, on the first parallel call); returns the seconds it took."""
+    import time
+
+    started = time.perf_counter()
+    zeros = np.zeros(1, dtype=np.float32)
+    add_histograms(zeros, (zeros,), block_counts(1))
+    low_counts = np.zeros((1, LOW_BINS), dtype=np.int64)
+    add_low_histograms(zeros, (zeros,), np.zeros(1, dtype=np.int32), low_counts)
+    ties_merge(zeros, (zeros,), [0.0], 1.0, np.empty(1, dtype=np.float32))
+    task_vector_sum(zeros, (zeros,), np.empty(1, dtype=np.float32))
+    return time.perf_counter() - started
 
 
 @njit(parallel=True, cache=True, nogil=True)

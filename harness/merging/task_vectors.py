@@ -94,17 +94,21 @@ def magnitude_thresholds(
     scratch = Scratch()
 
     counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64)
+    thread_counts = None  # the fused kernel's per-thread counters, summed after the pass
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ stats", progress=progress):
         with timed("statistics"):
             if vectors is None and kernels.use_kernels(group.base):
-                arrays = kernels.as_arrays(group.base, group.experts)
-                kernels.add_histograms(*arrays, counts.numpy())
+                if thread_counts is None:
+                    thread_counts = kernels.block_counts(len(tasks))
+                kernels.add_histograms(*kernels.as_arrays(group.base, group.experts), thread_counts)
                 continue
             device_counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64, device=pool.device)
             for index, chunk in _vector_chunks(group, vectors, scratch):
                 bins = scratch.get("bins", chunk.shape, torch.int32, chunk.device)
                 device_counts[index] += torch.bincount(magnitude_bins(chunk, bins), minlength=_BINS)
             counts += device_counts.cpu()
+    if thread_counts is not None:
+        counts += torch.from_numpy(thread_counts.sum(axis=0))
 
     # bin 0 holds the zeros (and float32's tiniest subnormals); zeros are never counted
     # as kept: after DARE most entries are 0, and the k-th value falling among them means

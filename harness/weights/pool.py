@@ -18,9 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -38,6 +40,11 @@ CHUNK_ELEMENTS = 1 << 24
 # for these instead of loading them whole. Every ViT tensor and every Llama block matrix
 # is below it; only the vocabulary-sized embedding and head of large LLMs are above.
 WHOLE_ELEMENTS = 1 << 27
+# A method that reads the pool several times (TIES: two statistics passes, then the
+# merge) may hold it in memory between passes when the whole pool, in the compute dtype,
+# fits in this many bytes (``ExpertPool.resident``): 9 ViT-B/32 models do, 2 Llama-1B
+# models do not, so LLM pools keep streaming.
+RESIDENT_BYTES = 4 << 30
 
 Rows = tuple[int, int]
 KeyMap = Callable[[str], str | None]
@@ -124,11 +131,26 @@ class Checkpoint:
         return {name: result[name] for name in self.index}
 
     def tensor(
-        self, name: str, device: str | torch.device = "cpu", rows: Rows | None = None
+        self,
+        name: str,
+        device: str | torch.device = "cpu",
+        rows: Rows | None = None,
+        handles: dict[Path, Any] | None = None,
     ) -> torch.Tensor:
-        """The tensor, or only its rows ``[start, stop)`` (read without the rest)."""
+        """The tensor, or only its rows ``[start, stop)`` (read without the rest).
+
+        ``handles`` keeps each file open between calls (its mapping, and the pages already
+        read, stay in memory while the dict holds it); by default each call opens the
+        file and the pages go when the tensor does."""
         file, stored = self.index[name]
         try:
+            if handles is not None:
+                handle = handles.get(file)
+                if handle is None:
+                    handle = handles[file] = safe_open(str(file), framework="pt")
+                if rows is not None:
+                    return handle.get_slice(stored)[rows[0] : rows[1]].to(device)
+                return handle.get_tensor(stored).to(device)
             if rows is not None:  # slices are read on the CPU, then moved
                 with safe_open(str(file), framework="pt") as handle:
                     return handle.get_slice(stored)[rows[0] : rows[1]].to(device)
@@ -226,6 +248,8 @@ class ExpertPool:
         self._meta = base.meta()
         for task, expert in self.experts.items():
             self._check_matches(task, expert)
+        self._resident: dict[tuple[str, str, Rows | None], torch.Tensor] | None = None
+        self._handles: dict[Path, Any] | None = None
 
     def _check_matches(self, task: str, expert: Checkpoint) -> None:
         expert_meta = expert.meta()
@@ -285,11 +309,38 @@ class ExpertPool:
         return self._load(self.experts[task], name, rows)
 
     def _load(self, checkpoint: Checkpoint, name: str, rows: Rows | None = None) -> torch.Tensor:
+        resident = self._resident
+        key = (str(checkpoint.path), name, rows)
+        if resident is not None and key in resident:
+            return resident[key]
         with timed("read"):
-            tensor = checkpoint.tensor(name, self.device, rows)
+            tensor = checkpoint.tensor(name, self.device, rows, self._handles)
             if tensor.is_floating_point():
                 tensor = tensor.to(self.compute_dtype)
+        if resident is not None:
+            resident[key] = tensor
         return tensor
+
+    def resident_bytes(self) -> int:
+        """The pool's mergeable tensors, base and experts, in the compute dtype."""
+        itemsize = torch.empty((), dtype=self.compute_dtype).element_size()
+        return self.num_parameters() * itemsize * (len(self.experts) + 1)
+
+    @contextmanager
+    def resident(self, limit: int = RESIDENT_BYTES) -> Iterator[bool]:
+        """Within the block, keep every tensor read (and its file open) so that later
+        passes over the pool read memory instead of the files: when the whole pool fits
+        in ``limit`` bytes (``resident_bytes``); otherwise, or when already resident,
+        nothing changes. Yields whether the pool is held. Callers must not modify the
+        tensors they are given (later passes see the same ones)."""
+        if self._resident is not None or self.resident_bytes() > limit:
+            yield self._resident is not None
+            return
+        self._resident, self._handles = {}, {}
+        try:
+            yield True
+        finally:
+            self._resident, self._handles = None, None
 
     def is_huge(self, name: str) -> bool:
         """A matrix above ``whole_elements`` entries: never loaded whole for every expert."""

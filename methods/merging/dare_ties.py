@@ -48,23 +48,24 @@ def dare_ties(context: MethodContext, scaling: float, drop: float, density: floa
     def dropped(group: TensorGroup) -> list[torch.Tensor]:
         return dare_vectors(group, drop)
 
-    thresholds = magnitude_thresholds(  # the same pieces as the merge: the same drops
-        context.pool,
-        density,
-        progress=context.progress,
-        vectors=dropped,
-        seed=context.seed,
-        rowwise=True,
-    )
-
-    def merge(group: TensorGroup) -> torch.Tensor:
-        trimmed = stack(
-            [
-                keep_top_magnitudes(vector, thresholds[task])
-                for task, vector in zip(group.tasks, dropped(group))
-            ]
+    with context.pool.resident():  # three passes: read the files once when they fit
+        thresholds = magnitude_thresholds(  # the same pieces as the merge: the same drops
+            context.pool,
+            density,
+            progress=context.progress,
+            vectors=dropped,
+            seed=context.seed,
+            rowwise=True,
         )
-        return group.base + scaling * elect_and_disjoint_mean(trimmed)
 
-    merged = merge_stream(context, merge, rowwise=True)
+        def merge(group: TensorGroup) -> torch.Tensor:
+            trimmed = stack(
+                [
+                    keep_top_magnitudes(vector, thresholds[task])
+                    for task, vector in zip(group.tasks, dropped(group))
+                ]
+            )
+            return group.base + scaling * elect_and_disjoint_mean(trimmed)
+
+        merged = merge_stream(context, merge, rowwise=True)
     return Solution(state=merged, info={"thresholds": thresholds})

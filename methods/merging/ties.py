@@ -114,12 +114,13 @@ def trimmed_disjoint_merge(
     description="Trim to top-k% magnitudes, elect signs by mass, disjoint mean.",
 )
 def ties(context: MethodContext, scaling: float, density: float) -> Solution:
-    thresholds = magnitude_thresholds(context.pool, density, progress=context.progress)
-    limits = [thresholds[task] for task in context.pool.tasks]
-    scratch = Scratch()
+    with context.pool.resident():  # three passes: read the files once when they fit
+        thresholds = magnitude_thresholds(context.pool, density, progress=context.progress)
+        limits = [thresholds[task] for task in context.pool.tasks]
+        scratch = Scratch()
 
-    def merge(group: TensorGroup) -> torch.Tensor:
-        return trimmed_disjoint_merge(group, limits, scaling, scratch)
+        def merge(group: TensorGroup) -> torch.Tensor:
+            return trimmed_disjoint_merge(group, limits, scaling, scratch)
 
-    merged = merge_stream(context, merge, rowwise=True)
+        merged = merge_stream(context, merge, rowwise=True)
     return Solution(state=merged, info={"thresholds": thresholds})
