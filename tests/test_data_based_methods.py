@@ -100,6 +100,37 @@ def test_regmean_method_matches_the_closed_form_on_the_tiny_suite(tiny_context):
     assert _close(solution.state[layer_norm], average)
 
 
+def test_layer_groups_fit_the_budget_in_order():
+    from torch import nn
+
+    from harness.merging.statistics import layer_groups, regression_bytes
+
+    layers = {f"l{i}.weight": nn.Linear(8 * (i + 1), 16) for i in range(4)}
+    sizes = [regression_bytes(n, m) for n, m in layers.items()]
+    assert sizes[0] == 4 * (2 * 8 * 8 + 8 * 16)
+    assert layer_groups(layers) == [layers]  # no budget: one pass
+    groups = layer_groups(layers, sizes[0] + sizes[1])
+    assert [list(g) for g in groups] == [["l0.weight", "l1.weight"], ["l2.weight"], ["l3.weight"]]
+    assert [list(g) for g in layer_groups(layers, 1)] == [[n] for n in layers]  # each alone
+
+
+def test_regmean_under_a_gram_budget_is_the_same_merge_in_more_passes(tiny_context, monkeypatch):
+    import methods.merging.regmean as regmean_module
+    from harness.merging.statistics import layer_groups
+
+    whole = _run("regmean", tiny_context, num_examples=16)
+    assert whole.info["passes"] == 1
+    # a budget of a few layers' sums (MiB is too coarse for the tiny model's layers)
+    monkeypatch.setattr(
+        regmean_module, "layer_groups", lambda layers, budget: layer_groups(layers, 20_000)
+    )
+    grouped = _run("regmean", tiny_context, num_examples=16, gram_budget_mib=1)
+    assert grouped.info["passes"] > 2
+    assert grouped.info["regression_layers"] == whole.info["regression_layers"]
+    for key, value in whole.state.items():
+        assert torch.equal(grouped.state[key], value), key
+
+
 @pytest.mark.parametrize("name", ["regmean", "regmean_pp", "fisher"])
 def test_identical_experts_merge_to_that_expert(tiny_context, name):
     context = _same_expert_context(tiny_context)
