@@ -70,3 +70,21 @@ def test_in_memory_model_is_scored_with_details_and_samples(gsm8k_files, tmp_pat
     # greedy and seeded: the same model gives the same responses and log
     again = score(model, tokenizer, [task], limit=3, samples_dir=tmp_path)["gsm8k"]
     assert again.metrics == first.metrics and again.details["samples_log"] == str(log)
+
+
+def test_lm_eval_draws_no_bars_into_a_redirected_log(gsm8k_files, capfd) -> None:
+    """stderr is not a terminal here: lm-eval's request and context bars stay silent,
+    and the model's request methods are its class's again afterwards."""
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer)
+    task = LmTask(
+        "gsm8k",
+        "exact_match,strict-match",
+        data_files=gsm8k_files,
+        overrides={"generation_kwargs": {"until": ["Question:"], "max_gen_toks": 4}},
+    )
+    capfd.readouterr()
+    result = score(model, tokenizer, [task], limit=2)["gsm8k"]
+    assert result.n == 2
+    err = capfd.readouterr().err
+    assert "Running generate_until" not in err and "it/s]" not in err, err[-500:]

@@ -16,11 +16,14 @@ per-sample metrics) was written.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import torch
 
 from harness.cache import atomic_path
 from harness.errors import HarnessError
+from harness.progress import bars_enabled
 
 
 class LmEvalError(HarnessError):
@@ -241,6 +245,39 @@ def require_chat_template(tokenizer: Any, names: Sequence[str]) -> None:
         )
 
 
+# lm-eval's requests, each of which takes ``disable_tqdm`` on lm-eval's LM classes
+_REQUEST_TYPES = ("generate_until", "loglikelihood", "loglikelihood_rolling")
+
+
+@contextmanager
+def lm_eval_bars(lm: Any) -> Iterator[None]:
+    """lm-eval's own bars follow the harness's switch (``harness.progress``): off in a
+    redirected log or with ``--quiet``. Its request bars are turned off through their
+    ``disable_tqdm`` argument (lm-eval's evaluator never passes it), and the bar it draws
+    while building each task's requests, which has no switch, by a silent ``tqdm`` in
+    that module for the duration of the call."""
+    if bars_enabled():
+        yield
+        return
+    import lm_eval.api.task as task_module
+    from tqdm import tqdm
+
+    patched = []
+    for request_type in _REQUEST_TYPES:
+        method = getattr(lm, request_type, None)
+        if method is not None and "disable_tqdm" in inspect.signature(method).parameters:
+            setattr(lm, request_type, functools.partial(method, disable_tqdm=True))
+            patched.append(request_type)
+    drawn = task_module.tqdm
+    task_module.tqdm = functools.partial(tqdm, disable=True)
+    try:
+        yield
+    finally:
+        task_module.tqdm = drawn
+        for request_type in patched:
+            delattr(lm, request_type)  # the class's method again
+
+
 def score_lm(
     lm: Any,
     tasks: Sequence[LmTask],
@@ -259,19 +296,21 @@ def score_lm(
     from lm_eval import simple_evaluate
 
     try:
-        output = simple_evaluate(
-            model=lm,
-            tasks=list(configs),
-            task_manager=task_manager(),
-            limit=limit,
-            log_samples=True,  # the no-answer counts read them; written only to samples_dir
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-            bootstrap_iters=0,
-            apply_chat_template=apply_chat_template,
-        )
+        with lm_eval_bars(lm):
+            output = simple_evaluate(
+                model=lm,
+                tasks=list(configs),
+                task_manager=task_manager(),
+                limit=limit,
+                # the no-answer counts read the samples; written only to samples_dir
+                log_samples=True,
+                random_seed=seed,
+                numpy_random_seed=seed,
+                torch_random_seed=seed,
+                fewshot_random_seed=seed,
+                bootstrap_iters=0,
+                apply_chat_template=apply_chat_template,
+            )
     except (KeyError, ValueError, FileNotFoundError, DatasetGenerationError) as error:
         cause = error.__cause__ if isinstance(error, DatasetGenerationError) else None
         reason = f"{error} ({type(cause).__name__}: {cause})" if cause else str(error)
