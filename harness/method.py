@@ -36,6 +36,16 @@ class MethodContext:
     def tasks(self) -> list[str]:
         return self.pool.tasks
 
+    def expert_task(self, task: str) -> str:
+        """The pool task whose expert stands for ``task`` in a per-task model: ``task``
+        itself, or, for a task no expert was trained on (a suite's ``reference_experts``:
+        math in a second language), the first expert it is composed from, the task-skill
+        expert."""
+        if task in self.pool.tasks:
+            return task
+        composed = getattr(self.suite, "reference_experts", {}).get(task)
+        return composed[0] if composed else task
+
     def labeled_batches(
         self, task: str, split: str = "train", *, batch_size: int = 64, limit: int | None = None
     ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -138,11 +148,13 @@ class Solution:
             raise ValueError("a Solution needs exactly one of state, task_states, task_modules")
 
     def model_for(self, task: str, context: MethodContext) -> torch.nn.Module:
-        """The backbone that the suite scores on ``task`` (features out, head applied later)."""
+        """The backbone that the suite scores on ``task`` (features out, head applied later).
+        A per-task solution scores a task without an expert of its own with the model of
+        the expert that stands for it (``MethodContext.expert_task``)."""
         if self.task_modules is not None:
-            return self.task_modules(task).to(context.device)
+            return self.task_modules(context.expert_task(task)).to(context.device)
         if self.task_states is not None:
-            return context.build_model(self.task_states(task))
+            return context.build_model(self.task_states(context.expert_task(task)))
         if "_shared" not in self.__dict__:
             self.__dict__["_shared"] = context.build_model(self.state)
         return self.__dict__["_shared"]

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.method import Solution
+
 pytest.importorskip("lm_eval")
 
 from harness.run.records import read_record, record_files, validation_errors  # noqa: E402
@@ -157,6 +159,26 @@ def test_layer_swap_on_the_cross_lingual_task_alone(small, monkeypatch, capsys, 
     ]
     entry = record["tasks"]["math_l2"]
     assert entry["individual"] is not None and entry["n"] == SMALL_RECIPE.test_examples
+
+
+def test_per_task_methods_score_the_composed_task_with_its_skill_experts_model(
+    small, monkeypatch, capsys, tmp_path
+):
+    """math_l2 has no expert: a per-task method (TALL masks) scores it with the model it
+    builds for math, the task-skill expert, as ``individual`` does."""
+    asked: list[str] = []
+    original = Solution.model_for
+
+    def model_for(self, task, context):
+        asked.append(context.expert_task(task))
+        return original(self, task, context)
+
+    monkeypatch.setattr(Solution, "model_for", model_for)
+    record = _record(
+        monkeypatch, capsys, tmp_path / "tall", "--method", "tall_masks", "--select", "defaults"
+    )
+    assert set(record["tasks"]) == set(data.TASKS)
+    assert asked[-len(data.TASKS) :] == ["math", "lang2", "kind", "math"]
 
 
 def test_suite_files_are_lm_eval_configs_over_the_builds_parquet(small):

@@ -20,14 +20,8 @@ from harness.registry import register_method
     description="One fine-tuned expert per task (no merging): the upper reference.",
 )
 def individual(context: MethodContext) -> Solution:
-    pool = context.pool
-
-    def expert_of(task: str) -> str:
-        if task in pool.tasks:
-            return task
-        return context.suite.reference_experts[task][0]  # asked only for a composed task
-
+    pool = context.pool  # a composed task comes as its expert's (Solution.model_for)
     return Solution(
-        task_states=lambda task: pool.output_state(pool.expert_state(expert_of(task))),
+        task_states=lambda task: pool.output_state(pool.expert_state(task)),
         extra_parameters=(len(pool.tasks) - 1) * pool.num_parameters(),
     )
