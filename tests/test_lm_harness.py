@@ -38,17 +38,18 @@ def test_unknown_task_and_missing_split_fail_in_one_line(gsm8k_files) -> None:
         )
 
 
+def _gsm8k(files, **overrides) -> LmTask:
+    """gsm8k over the local parquet files, ranked by strict-match."""
+    return LmTask("gsm8k", "exact_match,strict-match", data_files=files, overrides=overrides)
+
+
 def test_in_memory_model_is_scored_with_details_and_samples(gsm8k_files, tmp_path: Path) -> None:
     tokenizer = tiny_tokenizer()
     model = tiny_llama(tokenizer)
-    task = LmTask(
-        "gsm8k",
-        "exact_match,strict-match",
-        data_files=gsm8k_files,
-        overrides={
-            "num_fewshot": 2,
-            "generation_kwargs": {"until": ["Question:"], "do_sample": False, "max_gen_toks": 8},
-        },
+    task = _gsm8k(
+        gsm8k_files,
+        num_fewshot=2,
+        generation_kwargs={"until": ["Question:"], "do_sample": False, "max_gen_toks": 8},
     )
     first = score(model, tokenizer, [task], limit=3, samples_dir=tmp_path)["gsm8k"]
     assert first.n == 3
@@ -73,18 +74,29 @@ def test_in_memory_model_is_scored_with_details_and_samples(gsm8k_files, tmp_pat
 
 
 def test_lm_eval_draws_no_bars_into_a_redirected_log(gsm8k_files, capfd) -> None:
-    """stderr is not a terminal here: lm-eval's request and context bars stay silent,
-    and the model's request methods are its class's again afterwards."""
+    """stderr is not a terminal here: lm-eval's request and context bars stay silent."""
     tokenizer = tiny_tokenizer()
     model = tiny_llama(tokenizer)
-    task = LmTask(
-        "gsm8k",
-        "exact_match,strict-match",
-        data_files=gsm8k_files,
-        overrides={"generation_kwargs": {"until": ["Question:"], "max_gen_toks": 4}},
-    )
+    task = _gsm8k(gsm8k_files, generation_kwargs={"until": ["Question:"], "max_gen_toks": 4})
     capfd.readouterr()
     result = score(model, tokenizer, [task], limit=2)["gsm8k"]
     assert result.n == 2
     err = capfd.readouterr().err
     assert "Running generate_until" not in err and "it/s]" not in err, err[-500:]
+
+
+def test_silenced_request_methods_are_the_lm_classes_again_afterwards() -> None:
+    from harness.evaluation.lm_harness import lm_eval_bars
+
+    class FakeLM:
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return disable_tqdm
+
+        def loglikelihood(self, requests):  # no switch: left alone
+            return None
+
+    lm = FakeLM()
+    with lm_eval_bars(lm):  # bars are off: stderr is not a terminal under pytest
+        assert lm.generate_until([]) is True
+        assert "loglikelihood" not in vars(lm)
+    assert "generate_until" not in vars(lm) and lm.generate_until([]) is False
