@@ -196,6 +196,10 @@ def test_appended_tokens_are_trimmed_to_the_base_vocabulary(mirror):
         assert stored[name].shape[0] == rows + 1 and pool.shape(name)[0] == rows
         assert torch.equal(pool.expert_tensor("sw", name), stored[name][:rows])
         assert torch.equal(pool.expert_tensor("sw", name, (rows - 2, rows)), stored[name][-3:-1])
+    with pool.resident() as held:  # TIES' resident pool reads the trimmed rows too
+        assert held
+        for name in ("model.embed_tokens.weight", "lm_head.weight"):
+            assert torch.equal(pool.expert_tensor("sw", name), stored[name][:rows])
     model = suite.build_model(pool.expert_state("sw"))  # the base's shapes and tokenizer
     assert model.get_input_embeddings().weight.shape[0] == rows
 

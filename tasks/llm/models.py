@@ -157,12 +157,16 @@ class TrimmedCheckpoint(Checkpoint):
         return meta
 
     def tensor(
-        self, name: str, device: str | torch.device = "cpu", rows: Rows | None = None
+        self,
+        name: str,
+        device: str | torch.device = "cpu",
+        rows: Rows | None = None,
+        handles: dict[Path, Any] | None = None,
     ) -> torch.Tensor:
         if name in self.trimmed:
             start, stop = rows if rows is not None else (0, self.keep_rows)
             rows = (start, min(stop, self.keep_rows))
-        return super().tensor(name, device, rows)
+        return super().tensor(name, device, rows, handles)
 
 
 def evaluation_dtype(name: str, device: torch.device, stored: torch.dtype) -> torch.dtype:
