@@ -264,6 +264,38 @@ def test_pcb_scores_and_balanced_mean():
     ]
 
 
+def test_pcb_scores_that_underflow_float32_still_rank_and_weight():
+    """One outlier puts every other β of its task near e⁻²⁸⁴, below float32's range: the
+    kept top 10% and the weighted mean must still be the float64 equations' (as plain
+    float32 β they were all 0, and the kept entries fell by position)."""
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.randn(2, 20_000, generator=generator)
+    vectors[0, 0] = 100.0
+    wide = vectors.double()
+
+    def norm(x):
+        return (x - x.mean()) / x.std(unbiased=False)
+
+    log_scores = torch.stack(
+        [
+            torch.log_softmax(2 * norm(wide[i] * wide[i]), dim=0)
+            + torch.logsumexp(
+                torch.stack([torch.log_softmax(norm(wide[i] * wide[j]), 0) for j in range(2)]), 0
+            )
+            for i in range(2)
+        ]
+    )
+    assert (log_scores[0, 1:] < -200).all()  # exp of these is 0 in float32
+    keep = 2_000
+    masks = torch.zeros_like(vectors, dtype=torch.bool)
+    for i in range(2):
+        masks[i, log_scores[i].topk(keep).indices] = True
+    weights = torch.where(masks, (log_scores - log_scores.max(0).values).exp(), 0.0)
+    total = weights.sum(0)
+    expected = torch.where(total > 0, (weights * wide).sum(0) / total.clamp(min=1e-300), 0.0)
+    torch.testing.assert_close(pcb_merge(vectors, 0.1).double(), expected, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ TSV and ISO
 def _rank_one(u, v, s):
     u, v = torch.tensor(u), torch.tensor(v)

@@ -28,18 +28,21 @@ Norm and Softmax need statistics of the whole tensor (mean and spread, maximum a
 normaliser), and the kept fraction its order statistics. They are computed as sums in
 float64 (``LayerStatistics``), so a matrix above the pool's slice size (an LLM's
 embedding, an 8B MLP matrix) gets them over its row slices, and its masks from exact
-order statistics over the slices (``sliced_top_fraction_masks``): the same merge as the
-whole tensor, with memory bounded by one slice per expert.
+order statistics over the slices (``sliced_rank_masks``): the same merge as the whole
+tensor, with memory bounded by one slice per expert. The scores are kept as log β: a
+Softmax over millions of entries puts most β below float32's smallest number, and the
+weighted mean divides each entry's β̂ by its largest, which leaves the ratio as it is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from harness.merging.sparsify import sliced_top_fraction_masks, top_fraction_mask
+from harness.merging.sparsify import magnitude_ranks, sliced_rank_masks
 from harness.merging.stream import stack
 from harness.merging.timing import timed
 from harness.method import MethodContext, Solution
@@ -63,21 +66,19 @@ SCALING = Param(
 )
 
 
-def _product(vectors: torch.Tensor, i: int, j: int) -> torch.Tensor:
-    """τ_i ⊙ τ_j in float64 (one entry-sized temporary at a time, never T of them)."""
-    return vectors[i].double() * vectors[j].double()
-
-
-def _products(vectors: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """(i, j, τ_i ⊙ τ_j) for i ≤ j: the products Norm is taken over (symmetric in i, j)."""
-    for i in range(vectors.shape[0]):
-        for j in range(i, vectors.shape[0]):
-            yield i, j, _product(vectors, i, j)
+def _pairs(tasks: int) -> Iterator[tuple[int, int]]:
+    """(i, j) with i ≤ j: the products Norm is taken over (symmetric in i, j)."""
+    for i in range(tasks):
+        for j in range(i, tasks):
+            yield i, j
 
 
 @dataclass
 class LayerStatistics:
-    """Whole-tensor sums for Norm and Softmax, added up over slices (tasks first)."""
+    """Whole-tensor sums for Norm and Softmax, added up over slices (tasks first). The
+    entry-wise work is float64, rounded to float32 only as log-scores, so that a slice
+    and the whole tensor give the same bits (float32 exp differs in its last bit between
+    vectorised and tail entries); each pass makes one entry-sized temporary at a time."""
 
     count: int  # entries of the tensor
     tasks: int
@@ -90,75 +91,95 @@ class LayerStatistics:
         return cls(count, tasks, torch.zeros(tasks, tasks, 2, dtype=torch.float64))
 
     def add_moments(self, vectors: torch.Tensor) -> None:
-        for i, j, product in _products(vectors):
+        wide = vectors.double()
+        for i, j in _pairs(self.tasks):
+            product = wide[i] * wide[j]
             self.sums[i, j, 0] += product.sum()
-            self.sums[i, j, 1] += (product * product).sum()
+            self.sums[i, j, 1] += torch.dot(product, product)
 
-    def normalised(self, i: int, j: int, product: torch.Tensor) -> torch.Tensor:
-        """Norm(τ_i ⊙ τ_j) = (x − mean) / std over the tensor (population std)."""
-        mean = self.sums[i, j, 0] / self.count
-        variance = (self.sums[i, j, 1] / self.count - mean * mean).clamp(min=0.0)
-        std = variance.sqrt()
-        return (product - mean) / (std if std > 0 else 1.0)
+    def affine(self, i: int, j: int, kind: int) -> tuple[float, float]:
+        """(scale, shift) with argument = scale · τ_i ⊙ τ_j + shift: kind 0 is intra's
+        N·Norm(τ_i²) (i = j only), kind 1 inter's Norm(τ_i ⊙ τ_j), Norm(x) = (x − mean)
+        / std over the tensor (population std). The scale is positive."""
+        mean = float(self.sums[i, j, 0]) / self.count
+        variance = max(float(self.sums[i, j, 1]) / self.count - mean * mean, 0.0)
+        std = math.sqrt(variance)
+        scale = (self.tasks if kind == 0 else 1.0) / (std if std > 0 else 1.0)
+        return scale, -mean * scale
 
-    def arguments(self, vectors: torch.Tensor) -> Iterator[tuple[int, int, int, torch.Tensor]]:
-        """(i, j, kind, argument) for i ≤ j: kind 0 is intra's N·Norm(τ_i²) (i = j only),
-        kind 1 inter's Norm(τ_i ⊙ τ_j)."""
-        for i, j, product in _products(vectors):
-            yield from self._arguments(i, j, product)
-
-    def _arguments(
-        self, i: int, j: int, product: torch.Tensor
-    ) -> Iterator[tuple[int, int, int, torch.Tensor]]:
-        normal = self.normalised(i, j, product)
-        if i == j:
-            yield i, j, 0, self.tasks * normal
-        yield i, j, 1, normal
+    def _kinds(self, i: int, j: int) -> tuple[int, ...]:
+        return (0, 1) if i == j else (1,)
 
     def add_exponentials(self, vectors: torch.Tensor) -> None:
         """Online log-sum-exp: running maximum and Σ exp(argument − maximum)."""
         if self.maxima is None:
             self.maxima = torch.full((self.tasks, self.tasks, 2), -torch.inf, dtype=torch.float64)
             self.exponentials = torch.zeros(self.tasks, self.tasks, 2, dtype=torch.float64)
-        for i, j, kind, argument in self.arguments(vectors):
-            high = torch.maximum(self.maxima[i, j, kind], argument.max())
-            self.exponentials[i, j, kind] = (
-                self.exponentials[i, j, kind] * torch.exp(self.maxima[i, j, kind] - high)
-                + torch.exp(argument - high).sum()
-            )
-            self.maxima[i, j, kind] = high
+        wide = vectors.double()
+        for i, j in _pairs(self.tasks):
+            product = wide[i] * wide[j]
+            largest = float(product.max())
+            for kind in self._kinds(i, j):
+                scale, shift = self.affine(i, j, kind)
+                previous = float(self.maxima[i, j, kind])
+                high = max(previous, scale * largest + shift)  # the argument's maximum
+                total = product.mul(scale).add_(shift - high).exp_().sum()
+                self.exponentials[i, j, kind] = (
+                    self.exponentials[i, j, kind] * math.exp(previous - high) + total
+                )
+                self.maxima[i, j, kind] = high
 
-    def scores(self, vectors: torch.Tensor) -> torch.Tensor:
-        """β_i = Softmax(N·Norm(τ_i²)) ⊙ Σ_j Softmax(Norm(τ_i ⊙ τ_j)) on these entries,
-        one task at a time (a few entry-sized float64 temporaries, whatever T)."""
+    def log_softmax(self, i: int, j: int, kind: int, product: torch.Tensor) -> torch.Tensor:
+        """log Softmax of the argument, computed in place in ``product``."""
+        scale, shift = self.affine(i, j, kind)
+        log_normaliser = float(self.maxima[i, j, kind] + torch.log(self.exponentials[i, j, kind]))
+        return product.mul_(scale).add_(shift - log_normaliser)
+
+    def log_scores(self, vectors: torch.Tensor) -> torch.Tensor:
+        """log β_i = log Softmax(N·Norm(τ_i²)) + log Σ_j Softmax(Norm(τ_i ⊙ τ_j)) on these
+        entries. In logs because β of a tensor of millions of entries with a heavy tail
+        is below float32's range: as float32 β, 99% of a random 2M-entry tensor's scores
+        were exactly 0 and the "top r" among them fell by position. The intra term needs
+        no exp; each pair's inter Softmax is computed once (T(T+1)/2 exps, added to both
+        tasks' sums), where β itself took T² + T."""
         assert self.maxima is not None and self.exponentials is not None
-        scores = torch.empty(vectors.shape, dtype=torch.float32)
-        for i in range(vectors.shape[0]):
-            intra = inter = None
-            for j in range(vectors.shape[0]):
-                low, high = min(i, j), max(i, j)  # the statistics hold the upper triangle
-                product = _product(vectors, low, high)
-                for _, _, kind, argument in self._arguments(low, high, product):
-                    log_normaliser = self.maxima[low, high, kind] + torch.log(
-                        self.exponentials[low, high, kind]
-                    )
-                    softmax = torch.exp(argument - log_normaliser)
-                    if kind == 0:
-                        intra = softmax
-                    else:
-                        inter = softmax if inter is None else inter + softmax
-            assert intra is not None and inter is not None
-            scores[i] = intra * inter
-        return scores
+        wide = vectors.double()
+        inter = torch.zeros(vectors.shape, dtype=torch.float64)
+        for i, j in _pairs(self.tasks):
+            softmax = self.log_softmax(i, j, 1, wide[i] * wide[j]).exp_()
+            inter[i] += softmax
+            if j != i:
+                inter[j] += softmax
+        for i in range(self.tasks):  # −inf where even float64 underflows: never kept
+            inter[i].log_().add_(self.log_softmax(i, i, 0, wide[i] * wide[i]))
+        return inter.float()
 
 
-def balancing_scores(vectors: torch.Tensor) -> torch.Tensor:
-    """β_i = β_intra,i ⊙ β_inter,i for task vectors stacked along dim 0."""
+def log_balancing_scores(vectors: torch.Tensor) -> torch.Tensor:
+    """log β_i = log β_intra,i + log β_inter,i for task vectors stacked along dim 0."""
     flat = vectors.reshape(vectors.shape[0], -1)
     statistics = LayerStatistics.empty(flat.shape[1], flat.shape[0])
     statistics.add_moments(flat)
     statistics.add_exponentials(flat)
-    return statistics.scores(flat).view(vectors.shape)
+    return statistics.log_scores(flat).view(vectors.shape)
+
+
+def balancing_scores(vectors: torch.Tensor) -> torch.Tensor:
+    """β_i = β_intra,i ⊙ β_inter,i (underflows to 0 on large tensors: the merge uses logs)."""
+    return log_balancing_scores(vectors).exp()
+
+
+def drop_keys(log_scores: torch.Tensor) -> torch.Tensor:
+    """log T − log β ≥ 0 (β ≤ T): the top r of β are the r smallest keys, which the
+    sliced rank masks can select (they rank magnitudes)."""
+    return (math.log(log_scores.shape[0]) - log_scores).clamp(min=0.0)
+
+
+def kept_masks(log_scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Per task, True on the ``ratio`` highest β (ties by position, as when sliced)."""
+    keys = drop_keys(log_scores)
+    keep = max(1, int(round(ratio * keys[0].numel())))
+    return torch.stack([magnitude_ranks(key) < keep for key in keys])
 
 
 def balanced_mean(vectors: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
@@ -168,10 +189,22 @@ def balanced_mean(vectors: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     return torch.where(weight > 0, merged / torch.where(weight > 0, weight, 1.0), 0.0)
 
 
+def balanced_mean_of_logs(
+    vectors: torch.Tensor, log_scores: torch.Tensor, masks: torch.Tensor
+) -> torch.Tensor:
+    """The balanced mean with β̂_i = β_i on the kept entries, each entry's β̂ divided by
+    its largest (the ratio is the same; the exponentials no longer underflow)."""
+    kept = torch.where(masks, log_scores, -torch.inf)
+    top = kept.max(dim=0).values
+    weights = torch.where(
+        top.isfinite(), torch.exp(kept - torch.where(top.isfinite(), top, 0.0)), 0.0
+    )
+    return balanced_mean(vectors, weights)
+
+
 def pcb_merge(vectors: torch.Tensor, ratio: float) -> torch.Tensor:
-    scores = balancing_scores(vectors)
-    kept = torch.stack([score * top_fraction_mask(score, ratio) for score in scores])
-    return balanced_mean(vectors, kept)
+    log_scores = log_balancing_scores(vectors)
+    return balanced_mean_of_logs(vectors, log_scores, kept_masks(log_scores, ratio))
 
 
 def pcb_tensor(group: TensorGroup, scaling: float, ratio: float) -> torch.Tensor:
@@ -188,8 +221,8 @@ def pcb_tensor(group: TensorGroup, scaling: float, ratio: float) -> torch.Tensor
 def pcb(context: MethodContext, scaling: float, ratio: float) -> Solution:
     """Tensor by tensor; a matrix above the pool's slice size (``ExpertPool.pieces``) in
     row slices: moments, then Softmax normalisers, then the masks' three passes
-    (``sliced_top_fraction_masks``), then the merge. Whole, PCB's float64 scores of an
-    8B MLP matrix for eight experts alone would take tens of GB."""
+    (``sliced_rank_masks`` over log T − log β), then the merge. Whole, PCB's scores of
+    an 8B MLP matrix for eight experts alone would take tens of GB."""
     pool = context.pool
     merged: dict[str, torch.Tensor] = {}
 
@@ -221,15 +254,14 @@ def pcb(context: MethodContext, scaling: float, ratio: float) -> Solution:
                 for group in pool.groups([name], context.seed, rowwise=True):
                     vectors = vectors_of(group)
                     with timed("statistics"):
-                        scores = statistics.scores(vectors)
-                    yield (group, vectors, scores), list(scores)
+                        log_scores = statistics.log_scores(vectors)
+                    yield (group, vectors, log_scores), list(drop_keys(log_scores))
 
-            for (group, vectors, scores), masks in sliced_top_fraction_masks(scored, count, ratio):
+            keep = max(1, int(round(ratio * count)))
+            for (group, vectors, log_scores), masks in sliced_rank_masks(scored, count, 0, keep):
                 with timed("merge"):
-                    kept = scores * torch.stack(masks)
-                    result = group.base + scaling * balanced_mean(vectors, kept).view(
-                        group.base.shape
-                    )
+                    merged_vector = balanced_mean_of_logs(vectors, log_scores, torch.stack(masks))
+                    result = group.base + scaling * merged_vector.view(group.base.shape)
                 pool.place(merged, group, result)
     return Solution(state=pool.output_state(merged))
 
