@@ -138,15 +138,6 @@ def sliced_band_masks(
     return sliced_rank_masks(slices, count, low, high)
 
 
-def sliced_top_fraction_masks(
-    slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]], count: int, fraction: float
-) -> Iterator[tuple[T, list[torch.Tensor]]]:
-    """``top_fraction_mask`` of each task's non-negative scores over a whole tensor too
-    large to hold whole, slice by slice (the same masks, ties by position)."""
-    keep = max(1, int(round(fraction * count)))
-    return sliced_rank_masks(slices, count, max(0, count - keep), count)
-
-
 def sliced_rank_masks(
     slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]],
     count: int,

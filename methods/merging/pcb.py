@@ -175,10 +175,15 @@ def drop_keys(log_scores: torch.Tensor) -> torch.Tensor:
     return (math.log(log_scores.shape[0]) - log_scores).clamp(min=0.0)
 
 
+def kept_count(ratio: float, count: int) -> int:
+    """How many of a task's ``count`` entries PCB keeps: the top ``ratio``, at least one."""
+    return max(1, int(round(ratio * count)))
+
+
 def kept_masks(log_scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Per task, True on the ``ratio`` highest β (ties by position, as when sliced)."""
     keys = drop_keys(log_scores)
-    keep = max(1, int(round(ratio * keys[0].numel())))
+    keep = kept_count(ratio, keys[0].numel())
     return torch.stack([magnitude_ranks(key) < keep for key in keys])
 
 
@@ -257,7 +262,7 @@ def pcb(context: MethodContext, scaling: float, ratio: float) -> Solution:
                         log_scores = statistics.log_scores(vectors)
                     yield (group, vectors, log_scores), list(drop_keys(log_scores))
 
-            keep = max(1, int(round(ratio * count)))
+            keep = kept_count(ratio, count)
             for (group, vectors, log_scores), masks in sliced_rank_masks(scored, count, 0, keep):
                 with timed("merge"):
                     merged_vector = balanced_mean_of_logs(vectors, log_scores, torch.stack(masks))
