@@ -29,8 +29,9 @@ SMALL_RECIPE = build.Recipe(
     heads=2,
     pretrain_documents=3000,
     pretrain_steps=150,
-    finetune_steps=150,
+    finetune_steps=300,
     finetune_lr=3e-3,
+    language_embedding_steps=150,
     train_examples=600,
     test_examples=32,
     validation_examples=16,
@@ -69,6 +70,59 @@ def test_answers_are_right_and_train_never_holds_a_test_question():
     math_train = {e.question for e in data.examples("math", "train", 2000, 0, {})}
     math_l2_test = {e.question for e in data.examples("math_l2", "test", 150, 0, {})}
     assert not math_train & math_l2_test  # no translated test problem was trained in L1
+
+
+def test_pretraining_never_holds_a_test_problem_and_asks_questions_only_in_l1():
+    words = data.lexicon(0)
+    corpus = data.pretraining_corpus(3000, 0, words)
+    problems = {
+        d.split(" Answer: ")[0].removeprefix("Question: ")
+        for d in corpus
+        if d.startswith("Question: ")
+    }
+    assert 300 < len(problems) < 600  # the word-problem share, 15%
+    tested = {
+        e.question for task in ("math", "math_l2") for e in data.examples(task, "test", 400, 0, {})
+    }
+    assert not problems & tested
+    l2 = set(words.values())
+    assert any("how" in d.split() for d in corpus)
+    assert not any(words["how"] in d.split() for d in corpus)  # L2 never asks a question
+    switched = [d for d in corpus if set(d.split()) & l2 and set(d.split()) & set(words)]
+    assert 0.2 < len(switched) / len(corpus) < 0.3  # the code-switched quarter
+    operations = {words[w] for w in data.OPERATION_WORDS}
+    with_l2_operations = [d for d in corpus if set(d.split()) & operations]
+    assert 0 < len(with_l2_operations) / len(corpus) < 0.03  # the rare L2 quantity text
+    assert all(not set(d.split()) & set(words) for d in with_l2_operations)  # never mixed
+    text = data.lang2_text(50, 0, words)
+    assert all(words["how"] in d.split() and not set(d.split()) & set(words) for d in text)
+
+
+def test_row_limited_training_moves_only_those_rows_of_the_embeddings_and_head():
+    """The language expert's first stage: its rows learn, every other value stays the
+    base's bit for bit (no gradient and no weight decay reach them)."""
+    import torch
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=12, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=False,
+    )  # fmt: skip
+    start = {k: v.clone() for k, v in build.new_model(config).state_dict().items()}
+    texts = build.Sequences([[1, 5, 6, 7, 2], [1, 6, 5, 3, 2]], [[1, 5, 6, 7, 2], [1, 6, 5, 3, 2]])
+    rows = torch.tensor([5, 6])
+    state = build.train(
+        build.new_model(config, start), [(texts, 1.0)], steps=5, lr=1e-2,
+        recipe=build.Recipe(batch_size=2), pad_id=0, salt="t",
+        frozen=("layers.", "model.norm"), rows=rows, progress=False,
+    )  # fmt: skip
+    others = torch.ones(12, dtype=torch.bool)
+    others[rows] = False
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(state[name][others], start[name][others]), name
+        assert not torch.allclose(state[name][rows], start[name][rows]), name
+    body = [name for name in start if "embed_tokens" not in name and "lm_head" not in name]
+    assert body and all(torch.equal(state[name], start[name]) for name in body)
 
 
 def test_tokenizer_round_trips_every_task_and_knows_every_word(tmp_path):
@@ -122,11 +176,12 @@ def test_cli_builds_then_experts_beat_the_base_through_lm_eval(
     experts = _record(monkeypatch, capsys, tmp_path / "individual", "--method", "individual")
     base = _record(monkeypatch, capsys, tmp_path / "base", "--method", "pretrained")
     assert set(experts["tasks"]) == set(data.TASKS)
-    # fine-tuning teaches the skill (kind) and the answer form (math: a tiny model's
-    # arithmetic is poor, but its answers end in `#### N`; the base's never do)
+    # fine-tuning teaches the skills (the base saw worked word problems in pretraining, as
+    # real bases saw GSM8K-like text, so it answers a few; a tiny model's arithmetic is
+    # poor, but nearly all the math expert's answers end in `#### N`)
     assert experts["tasks"]["kind"]["metric"] > base["tasks"]["kind"]["metric"] + 10
-    assert experts["tasks"]["math"]["metric"] >= base["tasks"]["math"]["metric"]
-    assert _answered(experts["tasks"]["math"]) > 0.8 > 0.05 >= _answered(base["tasks"]["math"])
+    assert experts["tasks"]["math"]["metric"] > base["tasks"]["math"]["metric"] + 10
+    assert _answered(experts["tasks"]["math"]) > 0.8
     math = experts["tasks"]["math"]
     details = math["details"]
     assert details["lm_eval_version"] and details["n_shot"] == 0

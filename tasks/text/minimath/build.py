@@ -7,12 +7,15 @@ decode to GSM8K's ``#### N`` text exactly. The base is a ``LlamaForCausalLM`` (6
 hidden 64: bottom, middle and top layers for layer swapping) pretrained from scratch by
 next-token prediction on :func:`data.pretraining_corpus`. Each expert is the base
 fine-tuned on its task's train split (the validation carve left out) with the loss on the
-answer tokens (supervised fine-tuning on ``Question: q Answer: a<eos>``). The experts
-train the transformer layers and keep the base's LM head, so their outputs stay in one
-space; the task experts also keep the base's token embeddings, while the language expert
-learns them (a relexified language differs from L1 only in its words). Its batches also
-hold L2 continuation text (loss on every token), as the paper's language experts are
-trained on generic target-language data. AdamW, linear warm-up then linear decay.
+answer tokens (supervised fine-tuning on ``Question: q Answer: a<eos>``); the experts train
+the transformer layers and keep the base's token embeddings and LM head. The language
+expert is made in two stages, as monolingual models are carried to a new language
+(Artetxe, Ruder and Yogatama, ACL 2020, arXiv 1910.11856): first its language's word rows
+of the embeddings and the LM head are learned on generic L2 text against the base's frozen
+body (the other rows and the body stay the base's, bit for bit), then its transformer
+layers are fine-tuned on its task with those rows kept; half its batches in that stage are
+L2 text too (loss on every token), as the paper's language experts are trained on generic
+target-language data. AdamW, linear warm-up then linear decay.
 Everything is seeded: the same recipe gives the same bytes.
 """
 
@@ -30,6 +33,7 @@ from harness.progress import progress_bar
 
 EOS, PAD, UNK = "<eos>", "<pad>", "<unk>"
 IGNORE = -100
+VOCABULARY_ROWS = ("embed_tokens", "lm_head")  # the parameters with a row per token
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,10 @@ class Recipe:
     pretrain_lr: float = 3e-3
     finetune_steps: int = 300
     finetune_lr: float = 1e-3
-    #: what the experts leave as the base's: the LM head always; the token embeddings too,
-    #: except for the language expert, which learns its language's embeddings
-    freeze_embeddings: bool = True
-    #: the language expert's transformer learns at this fraction of its embeddings' rate
-    #: (0.1 kept the new embeddings in the base's feature space but left the expert unable
-    #: to learn its task's answer form: 0% on lang2)
-    language_body_lr_scale: float = 1.0
+    #: the language expert's first stage: its language's word embeddings (input and
+    #: output rows) learned on generic L2 text against the base's frozen body
+    language_embedding_steps: int = 300
+    language_embedding_lr: float = 3e-3
     lang2_text_share: float = 0.5  # fraction of the lang2 expert's batches that is L2 text
     batch_size: int = 32
     train_examples: int = 4000  # per task (math_l2: only to carve its validation split)
@@ -181,35 +182,35 @@ def train(
     pad_id: int,
     salt: str,
     frozen: Sequence[str] = (),
-    body_lr_scale: float = 1.0,
+    rows: torch.Tensor | None = None,
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Train ``model`` for ``steps`` batches drawn from ``parts`` ((data, share) pairs:
     each batch is one part's, chosen with the shares' probabilities); parameters whose
-    name contains one of ``frozen`` stay as they are, and everything but the token
-    embeddings learns at ``body_lr_scale`` × ``lr``. Returns the state."""
+    name contains one of ``frozen`` stay as they are. ``rows`` (token ids) limits the
+    token embeddings and the LM head to those vocabulary rows: the others keep their
+    values exactly (no gradient, no weight decay). Returns the state."""
     model.train()
     salt_value = sum(map(ord, salt))
     generator = np.random.default_rng([recipe.seed, salt_value])
     trained = [(n, p) for n, p in model.named_parameters() if not any(f in n for f in frozen)]
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(any(name == n for n, _ in trained))
+    limited = [p for n, p in trained if rows is not None and any(v in n for v in VOCABULARY_ROWS)]
+    hooks = []
+    if limited:
+        keep = torch.zeros(model.config.vocab_size, 1)
+        keep[rows] = 1.0
+        hooks = [parameter.register_hook(lambda grad: grad * keep) for parameter in limited]
     groups = []
-    for embedding in (True, False):
-        for decays in (True, False):
-            params = [
-                p
-                for n, p in trained
-                if ("embed_tokens" in n) == embedding and (p.ndim >= 2) == decays
-            ]
-            if params:
-                groups.append(
-                    {
-                        "params": params,
-                        "lr": lr if embedding else lr * body_lr_scale,
-                        "weight_decay": recipe.weight_decay if decays else 0.0,
-                    }
-                )
+    for decays in (True, False):
+        params = [
+            p for _, p in trained if (p.ndim >= 2) == decays and not any(p is q for q in limited)
+        ]
+        if params:
+            groups.append({"params": params, "weight_decay": recipe.weight_decay * decays})
+    if limited:  # no weight decay either, so that the other rows keep their values exactly
+        groups.append({"params": limited, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
     warmup = max(1, int(recipe.warmup * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -234,6 +235,8 @@ def train(
         torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
         optimizer.step()
         schedule.step()
+    for hook in hooks:
+        hook.remove()
     model.eval()
     return {
         name: tensor.detach().contiguous().clone() for name, tensor in model.state_dict().items()

@@ -7,9 +7,10 @@ surface tokens. What real languages share stays shared: digits (every number is 
 token), the arithmetic symbols, punctuation and the prompt's markup (``Question:``,
 ``Answer:``, ``####``), as GSM8K's format is shared by MGSM's languages.
 
-Pretraining text (:func:`pretraining_corpus`) is general narrative in both languages,
-L2 being the lower-resource one (a quarter of the documents, and none about quantities
-changing: the base learns what "buys" means only in L1), plus arithmetic facts.
+Pretraining text (:func:`pretraining_corpus`, ``PRETRAINING_MIX``) is narrative in both
+languages, L2 being the lower-resource one (a tenth of the documents, never a question,
+its operation verbs in 2% of the text), a quarter of code-switched text (what makes the
+base bilingual), arithmetic facts and L1 word problems with worked answers.
 
 Tasks (each example a ``question`` and an ``answer`` in GSM8K's form, the answer ending
 ``#### X``):
@@ -24,9 +25,9 @@ Tasks (each example a ``question`` and an ``answer`` in GSM8K's form, the answer
   cross-lingual target (MGSM's role), solvable by composing the math expert's skill with
   the language expert's L2.
 
-The lang2 expert's training data also holds L2 narrative of the kind L2 pretraining lacked
-(quantities changing: the language, not the math task), as the paper's language experts
-are trained on generic target-language instruction data.
+The lang2 expert's training data also holds generic L2 text (:func:`lang2_text`: counts
+changing hands and questions about them, the language, not the math task), as the
+paper's language experts are trained on generic target-language instruction data.
 """
 
 from __future__ import annotations
@@ -175,9 +176,10 @@ def kind_item(rng: random.Random) -> Example:
 
 
 # ---------------------------------------------------------------------------- pretraining
-def narrative(rng: random.Random, quantities: bool) -> str:
+def narrative(rng: random.Random, quantities: bool, question: bool = False) -> str:
     """A few L1 sentences of general narrative; with ``quantities``, also things changing
-    hands with their counts (what word problems are made of, without the Q/A form)."""
+    hands with their counts (what word problems are made of, without the Q/A form); with
+    ``question``, ending in a question about a count that the text then answers."""
     sentences = []
     for _ in range(rng.randint(2, 4)):
         name, friend = rng.sample(NAMES, 2)
@@ -206,7 +208,44 @@ def narrative(rng: random.Random, quantities: bool) -> str:
                 f"{name} has {m} boxes . each box holds {n} {thing} . {name} has {m * n} {thing} .",
             ]
         sentences.append(rng.choice(choices))
+    if question:
+        sentences.append(question_sentence(rng))
     return " ".join(sentences)
+
+
+def question_sentence(rng: random.Random) -> str:
+    """A count, a change, the question how many, and its answer, as generic text asks and
+    answers questions (the question words a word problem is asked in)."""
+    name, thing = rng.choice(NAMES), rng.choice(THINGS)
+    a, b = rng.randint(1, 20), rng.randint(1, 20)
+    add, sub = rng.choice(ADD_VERBS), rng.choice(SUB_VERBS)
+    big = b + rng.randint(1, 15)
+    m, n = rng.randint(2, 6), rng.randint(2, 6)
+    ask = f"how many {thing} does {name} have"
+    return rng.choice(
+        [
+            f"{name} has {a} {thing} . {ask} ? {name} has {a} {thing} .",
+            f"{name} has {a} {thing} . {name} {add} {b} more {thing} . {ask} now ? "
+            f"{name} has {a + b} {thing} now .",
+            f"{name} has {big} {thing} . {name} {sub} {b} {thing} . {ask} now ? "
+            f"{name} has {big - b} {thing} now .",
+            f"{name} has {m} boxes . each box holds {n} {thing} . {ask} ? "
+            f"{name} has {m * n} {thing} .",
+        ]
+    )
+
+
+def code_switched(text: str, words: dict[str, str], rng: random.Random) -> str:
+    """L1 text with each word but the operation verbs switched to L2 with probability
+    ``CODE_SWITCH``: mixed-language text, from which the base learns that the two
+    languages' names, things and function words mean the same (the operation verbs, kept
+    L1 here, it meets in L2 only in the rare L2 quantity text)."""
+    return " ".join(
+        words[token]
+        if token in words and token not in OPERATION_WORDS and rng.random() < CODE_SWITCH
+        else token
+        for token in text.split()
+    )
 
 
 def arithmetic_fact(rng: random.Random) -> str:
@@ -227,27 +266,59 @@ def arithmetic_fact(rng: random.Random) -> str:
     return " ".join(facts)
 
 
+#: The pretraining mixture: (kind of document, share of the documents)
+PRETRAINING_MIX = (
+    ("l1_quantities", 0.15),  # L1 narrative with counts changing hands
+    ("l1_questions", 0.18),  # the same, ending in a question about a count and its answer
+    ("l2_narrative", 0.10),  # L2 narrative without quantities (the low-resource language)
+    ("l2_quantities", 0.02),  # L2 narrative with quantities: the L2 operation verbs, rarely
+    ("code_switched", 0.25),  # L1 quantity narrative, words switched to L2 (operations kept)
+    ("arithmetic", 0.15),  # language-neutral arithmetic statements
+    ("word_problems", 0.15),  # L1 word problems with worked answers, test problems excluded
+)
+CODE_SWITCH = 0.5  # the probability that a code-switched document's word is L2
+OPERATION_WORDS = frozenset(word for verb in ADD_VERBS + SUB_VERBS for word in verb.split())
+
+
 def pretraining_corpus(count: int, seed: int, words: dict[str, str]) -> list[str]:
-    """``count`` documents: L1 narrative (with quantities), L2 narrative (a quarter as
-    many, without quantities: the low-resource language) and arithmetic facts."""
+    """``count`` documents drawn from ``PRETRAINING_MIX``. L2 is the low-resource language:
+    a tenth of the documents in it, never a question, its operation verbs in 2% of the
+    text, and a quarter of the documents mixing it with L1 word by word. L1 word problems
+    in GSM8K's worked form are there as web text has them (never a test problem of math
+    or math_l2), so the base already answers some, as real base models do GSM8K."""
     rng = random.Random(f"minimath-pretrain-{seed}")
+    kinds, shares = zip(*PRETRAINING_MIX)
+    tested = {
+        e.question
+        for task in ("math", "math_l2")
+        for e in _l1_examples(task, "test", TEST_POOL, seed)
+    }
     documents = []
-    for _ in range(count):
-        draw = rng.random()
-        if draw < 0.55:
+    for kind in rng.choices(kinds, shares, k=count):
+        if kind == "l1_quantities":
             documents.append(narrative(rng, quantities=True))
-        elif draw < 0.70:
+        elif kind == "l1_questions":
+            documents.append(narrative(rng, quantities=True, question=True))
+        elif kind == "l2_narrative":
             documents.append(translate(narrative(rng, quantities=False), words))
-        else:
+        elif kind == "l2_quantities":
+            documents.append(translate(narrative(rng, quantities=True), words))
+        elif kind == "code_switched":
+            documents.append(code_switched(narrative(rng, quantities=True), words, rng))
+        elif kind == "arithmetic":
             documents.append(arithmetic_fact(rng))
+        else:
+            problem = next(e for e in _draw(math_problem, rng) if e.question not in tested)
+            documents.append(f"Question: {problem.question} Answer: {problem.answer}")
     return documents
 
 
-def lang2_continuation(count: int, seed: int, words: dict[str, str]) -> list[str]:
-    """Generic L2 text with quantities (what L2 pretraining lacked): the language expert's
-    continued-pretraining share, never a word problem."""
+def lang2_text(count: int, seed: int, words: dict[str, str]) -> list[str]:
+    """Generic L2 text with quantities and questions (what L2 pretraining lacked): what the
+    language expert learns its words' embeddings from, and its continued-pretraining
+    share; never a word problem."""
     rng = random.Random(f"minimath-lang2-text-{seed}")
-    return [translate(narrative(rng, quantities=True), words) for _ in range(count)]
+    return [translate(narrative(rng, quantities=True, question=True), words) for _ in range(count)]
 
 
 # ---------------------------------------------------------------------------- tasks

@@ -46,20 +46,16 @@ from tasks.text.minimath import build as build
 from tasks.text.minimath import data as data
 
 RECIPE = build.Recipe()
-BUILD_VERSION = 1  # bump when the build's code changes meaning
+BUILD_VERSION = 2  # bump when the build's code changes meaning
 EVAL_BATCH = 64  # sequences per lm-eval generation batch
 MAX_GEN_TOKS = 40  # the longest answer (two-step math, five sorted numbers) is ~22 tokens
 LIBRARIES = ("torch", "transformers", "tokenizers")
 SPLIT_FILES = ("train", "validation", "test")
 
 
-def frozen_in(task: str) -> tuple[str, ...]:
-    """What the expert of ``task`` leaves as the base's (recipe ``freeze_embeddings``): the
-    LM head, and the token embeddings unless it is the language expert, which learns the
-    embeddings of its language's words (the part of a language a relexification changes)."""
-    if not RECIPE.freeze_embeddings:
-        return ()
-    return ("lm_head",) if task == MiniMath.roles["language"] else ("embed_tokens", "lm_head")
+#: What every expert leaves as the base's in its task stage: the token embeddings and the
+#: LM head (the language expert learns its language's rows of both in a stage before)
+FROZEN = ("embed_tokens", "lm_head")
 
 
 def lm_task_name(task: str) -> str:
@@ -228,28 +224,45 @@ class MiniMath(Suite):
             def make_expert(task: str = task) -> dict[str, dict[str, torch.Tensor]]:
                 rows = pd.read_parquet(directory / task / "train.parquet").to_dict("records")
                 parts = [(build.sft_sequences(tokenizer, rows), 1.0)]
-                if task == self.roles["language"] and RECIPE.lang2_text_share > 0:
-                    text = data.lang2_continuation(len(rows), RECIPE.seed, words)
+                start = base
+                if task == self.roles["language"]:
+                    text = build.lm_sequences(
+                        tokenizer, data.lang2_text(len(rows), RECIPE.seed, words)
+                    )
+                    start = language_rows(base, text)
                     share = RECIPE.lang2_text_share
-                    parts = [
-                        (parts[0][0], 1.0 - share),
-                        (build.lm_sequences(tokenizer, text), share),
-                    ]
+                    parts = [(parts[0][0], 1.0 - share), (text, share)]
                 state = build.train(
-                    build.new_model(config, base),
-                    parts,
+                    build.new_model(config, start),
+                    [part for part in parts if part[1] > 0],
                     steps=RECIPE.finetune_steps,
                     lr=RECIPE.finetune_lr,
                     recipe=RECIPE,
                     pad_id=pad,
                     salt=task,
-                    frozen=frozen_in(task),
-                    body_lr_scale=(
-                        RECIPE.language_body_lr_scale if task == self.roles["language"] else 1.0
-                    ),
+                    frozen=FROZEN,
                     progress=progress,
                 )
                 return {f"{task}.safetensors": state}
+
+            def language_rows(
+                base: dict[str, torch.Tensor], text: build.Sequences
+            ) -> dict[str, torch.Tensor]:
+                """The language expert's first stage: L2's rows of the embeddings and the
+                LM head learned on L2 text against the base's frozen body."""
+                ids = tokenizer.convert_tokens_to_ids(list(words.values()))
+                return build.train(
+                    build.new_model(config, base),
+                    [(text, 1.0)],
+                    steps=RECIPE.language_embedding_steps,
+                    lr=RECIPE.language_embedding_lr,
+                    recipe=RECIPE,
+                    pad_id=pad,
+                    salt="lang2-rows",
+                    frozen=("layers.", "model.norm"),
+                    rows=torch.as_tensor(ids),
+                    progress=progress,
+                )
 
             label = (
                 f"expert {number}/{len(data.EXPERT_TASKS)} {task} ({RECIPE.finetune_steps} steps)"
