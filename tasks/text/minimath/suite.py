@@ -4,9 +4,10 @@ The offline counterpart of the LLM suites (GSM8K, MGSM): the harness builds a sm
 ``LlamaForCausalLM`` and a word-level tokenizer from generated text in two "languages"
 (data.py: L2 is a seeded bijective relexification of L1; digits and markup are shared),
 then fine-tunes three experts of that base (build.py): ``math`` (L1 arithmetic word
-problems, answers in GSM8K's ``#### N`` form), ``lang2`` (L2 reading comprehension, plus
-generic L2 text) and ``kind`` (the kind of a word). The build is cached under the harness
-cache keyed by the recipe and the library versions; later runs load in seconds.
+problems, answers in GSM8K's ``#### N`` form), ``lang2`` (its L2 word rows learned first
+on generic L2 text against the frozen base, then L2 reading comprehension) and ``kind``
+(the kind of a word). The build is cached under the harness cache keyed by the recipe and
+the library versions; later runs load in seconds.
 
 Every task is scored by lm-eval through the same code path as ``gsm8k``
 (:mod:`harness.evaluation.lm_harness`): a full lm-eval task config over the build's
