@@ -202,24 +202,46 @@ class MiniMath(Suite):
         config = build.llama_config(RECIPE, tokenizer)
         pad = tokenizer.pad_token_id
 
+        def train(
+            start: dict[str, torch.Tensor] | None,
+            parts: list[tuple[build.Sequences, float]],
+            **options: Any,
+        ) -> dict[str, torch.Tensor]:
+            """``build.train`` of a model from ``start`` with this build's recipe."""
+            model = build.new_model(config, start)
+            return build.train(
+                model, parts, recipe=RECIPE, pad_id=pad, progress=progress, **options
+            )
+
         def make_base() -> dict[str, dict[str, torch.Tensor]]:
             corpus = data.pretraining_corpus(RECIPE.pretrain_documents, RECIPE.seed, words)
             sequences = build.lm_sequences(tokenizer, corpus)
-            model = build.new_model(config)
-            state = build.train(
-                model,
+            state = train(
+                None,
                 [(sequences, 1.0)],
                 steps=RECIPE.pretrain_steps,
                 lr=RECIPE.pretrain_lr,
-                recipe=RECIPE,
-                pad_id=pad,
                 salt="pretrain",
-                progress=progress,
             )
             return {"base.safetensors": state}
 
         _stage(directory, "base", make_base, f"pretrained base ({RECIPE.pretrain_steps} steps)")
         base = load_file(str(directory / "base.safetensors"))
+
+        def language_rows(text: build.Sequences) -> dict[str, torch.Tensor]:
+            """The language expert's first stage: L2's rows of the embeddings and the LM
+            head learned on L2 text against the base's frozen body."""
+            ids = tokenizer.convert_tokens_to_ids(list(words.values()))
+            return train(
+                base,
+                [(text, 1.0)],
+                steps=RECIPE.language_embedding_steps,
+                lr=RECIPE.language_embedding_lr,
+                salt="lang2-rows",
+                frozen=("layers.", "model.norm"),
+                rows=torch.as_tensor(ids),
+            )
+
         for number, task in enumerate(data.EXPERT_TASKS, 1):
 
             def make_expert(task: str = task) -> dict[str, dict[str, torch.Tensor]]:
@@ -230,40 +252,18 @@ class MiniMath(Suite):
                     text = build.lm_sequences(
                         tokenizer, data.lang2_text(len(rows), RECIPE.seed, words)
                     )
-                    start = language_rows(base, text)
+                    start = language_rows(text)
                     share = RECIPE.lang2_text_share
                     parts = [(parts[0][0], 1.0 - share), (text, share)]
-                state = build.train(
-                    build.new_model(config, start),
+                state = train(
+                    start,
                     [part for part in parts if part[1] > 0],
                     steps=RECIPE.finetune_steps,
                     lr=RECIPE.finetune_lr,
-                    recipe=RECIPE,
-                    pad_id=pad,
                     salt=task,
                     frozen=FROZEN,
-                    progress=progress,
                 )
                 return {f"{task}.safetensors": state}
-
-            def language_rows(
-                base: dict[str, torch.Tensor], text: build.Sequences
-            ) -> dict[str, torch.Tensor]:
-                """The language expert's first stage: L2's rows of the embeddings and the
-                LM head learned on L2 text against the base's frozen body."""
-                ids = tokenizer.convert_tokens_to_ids(list(words.values()))
-                return build.train(
-                    build.new_model(config, base),
-                    [(text, 1.0)],
-                    steps=RECIPE.language_embedding_steps,
-                    lr=RECIPE.language_embedding_lr,
-                    recipe=RECIPE,
-                    pad_id=pad,
-                    salt="lang2-rows",
-                    frozen=("layers.", "model.norm"),
-                    rows=torch.as_tensor(ids),
-                    progress=progress,
-                )
 
             label = (
                 f"expert {number}/{len(data.EXPERT_TASKS)} {task} ({RECIPE.finetune_steps} steps)"
