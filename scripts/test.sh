@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # the grid's engines too (Ray, submitit), so their tests run for real instead of skipping
 HARNESS_EXTRAS="clip,lm,test,ray,slurm" bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &&
-    [ "$(id -u)" = 0 ]; then
+if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } &&
+    command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 # shellcheck disable=SC1091
