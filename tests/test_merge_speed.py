@@ -21,6 +21,7 @@ from harness.merging.stream import summed_task_vectors
 from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
 from harness.registry import METHODS
 from harness.weights.pool import Checkpoint, ExpertPool, TensorGroup
+from methods.merging.iso_cts import iso_cts_matrix, sliced_iso_cts, subspace_sizes
 from methods.merging.ties import elect_and_disjoint_mean, trimmed_disjoint_merge
 
 
@@ -150,6 +151,57 @@ def test_huge_matrix_in_row_slices_gives_the_whole_tensor_merge(
             torch.testing.assert_close(sliced[key].float(), tensor.float(), rtol=0, atol=2e-4)
         else:
             assert torch.equal(sliced[key], tensor), f"{name}: {key} differs when sliced"
+
+
+def _iso_cts_float64(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
+    """The paper's update σ̄ U* V*ᵀ in float64 on the whole matrix (the reference)."""
+
+    def polar(matrix: torch.Tensor) -> torch.Tensor:
+        left, _, right = torch.linalg.svd(matrix, full_matrices=False)
+        return left @ right
+
+    k, per_task = subspace_sizes(min(vectors[0].shape), len(vectors), common)
+    u, s, vh = torch.linalg.svd(sum(vectors), full_matrices=False)
+    us, ss, vs = [u[:, :k]], [s[:k]], [vh[:k].T]
+    for vector in vectors:
+        u_t, s_t, vh_t = torch.linalg.svd(vector - us[0] @ (us[0].T @ vector), full_matrices=False)
+        us.append(u_t[:, :per_task])
+        ss.append(s_t[:per_task])
+        vs.append(vh_t[:per_task].T)
+    return torch.cat(ss).mean() * polar(torch.cat(us, dim=1)) @ polar(torch.cat(vs, dim=1)).T
+
+
+@pytest.mark.parametrize(
+    ("tasks", "common", "shared"),
+    [(3, 0.8, 1.0), (8, 0.8, 2.0), (3, 0.8, 0.0), (2, 0.5, 1.0), (4, 1.0, 1.0), (4, 0.0, 1.0)],
+)
+def test_sliced_iso_cts_is_the_whole_matrix_formula(tasks, common, shared):
+    """ISO-CTS from Gram matrices over row slices (its factors folded into maps of Δ and
+    τ_t V_t) against the paper's formula on the whole matrix in float64: task vectors
+    with a shared part (so the common subspace holds much of each task) and a decaying
+    spectrum. The float32 whole-matrix route is checked against the same reference."""
+    generator = torch.Generator().manual_seed(tasks)
+    rows, columns = 300, 40
+    shared_part = shared * torch.randn(rows, columns, generator=generator)
+    decay = torch.logspace(0, -2, columns)
+    vectors = torch.stack(
+        [
+            shared_part + torch.randn(rows, columns, generator=generator) * decay
+            for _ in range(tasks)
+        ]
+    )
+
+    def slices():
+        for start in range(0, rows, 64):
+            yield None, vectors[:, start : start + 64]
+
+    reference = _iso_cts_float64(list(vectors.double()), common)
+    scale = float(reference.abs().max())
+    assert scale > 1
+    sliced = torch.cat([update for _, update in sliced_iso_cts(slices, common)])
+    whole = iso_cts_matrix(list(vectors), common)
+    for route in (sliced, whole):
+        torch.testing.assert_close(route.double(), reference, rtol=0, atol=5e-5 * scale)
 
 
 def test_huge_matrix_per_task_low_rank_in_row_slices(tmp_path):

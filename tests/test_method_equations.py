@@ -349,3 +349,27 @@ def test_low_rank_is_the_truncated_svd():
     matrix = torch.diag(torch.tensor([3.0, 2.0, 1.0]))
     assert torch.allclose(low_rank(matrix, 2), torch.diag(torch.tensor([3.0, 2.0, 0.0])))
     assert torch.allclose(low_rank(matrix, 10), matrix)
+
+
+def test_svd_falls_back_to_float64_where_float32_does_not_converge(monkeypatch):
+    """MKL's float32 SVD fails on some nearly singular inputs (ISO-CTS at 8B shapes): the
+    spectral methods then get the float64 decomposition, in float32, not an error."""
+    real_svd = torch.linalg.svd
+    dtypes = []
+
+    def float32_fails(matrix, full_matrices=True):
+        dtypes.append(matrix.dtype)
+        if matrix.dtype == torch.float32:
+            raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+        return real_svd(matrix, full_matrices=full_matrices)
+
+    monkeypatch.setattr(torch.linalg, "svd", float32_fails)
+    matrix = torch.tensor([[2.0, 0.0], [0.0, 1e-4], [1.0, 0.0]])
+    polar = orthogonalize(matrix)
+    assert dtypes == [torch.float32, torch.float64] and polar.dtype == torch.float32
+    assert torch.allclose(polar.T @ polar, torch.eye(2), atol=1e-6)
+    assert torch.allclose(
+        polar,
+        torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]) / torch.tensor([5**0.5, 1.0]),
+        atol=1e-6,
+    )

@@ -17,8 +17,18 @@ def is_matrix(tensor: torch.Tensor) -> bool:
 
 
 def svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Thin SVD: matrix = U diag(S) Vh, singular values descending."""
-    return torch.linalg.svd(matrix.float(), full_matrices=False)
+    """Thin SVD: matrix = U diag(S) Vh, singular values descending.
+
+    In float32, and in float64 where float32 fails: LAPACK's float32 divide and conquer
+    (MKL's, on the CPU) does not converge on some nearly singular matrices, such as
+    ISO-CTS's 4096 × 4096 [U_cm, U_1 … U_T] at Llama-3.1-8B's attention shapes (smallest
+    singular value 2·10⁻⁴ of the largest; MKL prints a SLASCL parameter error before
+    failing), which float64 decomposes."""
+    try:
+        return torch.linalg.svd(matrix.float(), full_matrices=False)
+    except torch.linalg.LinAlgError:
+        u, s, vh = torch.linalg.svd(matrix.double(), full_matrices=False)
+        return u.float(), s.float(), vh.float()
 
 
 def truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -27,11 +27,12 @@ authors' configs carry no α, which their runner picks on validation data).
 
 A matrix too large to decompose whole for every expert (an LLM's vocabulary-sized
 embedding or head, ``ExpertPool.is_huge``; tall, r = n) is merged from Gram matrices
-summed over its row slices (``sliced_iso_cts``): V and Σ of Δ from ΔᵀΔ, U_cm = Δ V_cm
-Σ_cm⁻¹ row by row, each τ̄_t's spectrum from τ_tᵀτ_t − C_tᵀC_t with C_t = U_cmᵀ τ_t,
-the polar factor of [U_cm, U_1 … U_T] from its Gram matrix: the same merge up to float
-rounding (directions with σ < 10⁻⁶ σ_max are left out, as for ISO-C), with memory
-bounded by a slice per expert and a few n × n matrices.
+summed over its row slices (``sliced_iso_cts``): V and Σ of Δ from ΔᵀΔ, C_t = U_cmᵀ τ_t
+from Δᵀτ_t, each τ̄_t's spectrum from τ_tᵀτ_t and C_t, the polar factor of [U_cm, U_1 …
+U_T] from its Gram matrix, all gathered in two passes over the slices, then a third
+that writes the update: the same merge up to float rounding (directions with σ < 10⁻⁶
+σ_max are left out, as for ISO-C), with memory bounded by a slice per expert and a few
+n × n matrices per expert.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ COMMON = Param(
 )
 
 
-def _split(rank: int, tasks: int, common: float) -> tuple[int, int]:
+def subspace_sizes(rank: int, tasks: int, common: float) -> tuple[int, int]:
     """(k, s): the common subspace's size and each task's, k + T s = r."""
     per_task = min(round((rank - int(common * rank)) / tasks), rank // tasks)
     return rank - per_task * tasks, per_task
@@ -75,7 +76,7 @@ def iso_cts_matrix(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
     rank = min(vectors[0].shape)
     total = torch.stack(vectors).sum(dim=0)
     u, s, vh = svd(total)
-    k, per_task = _split(rank, len(vectors), common)
+    k, per_task = subspace_sizes(rank, len(vectors), common)
     us, ss, vs = [u[:, :k]], [s[:k]], [vh[:k].T]
     if per_task > 0:
         for vector in vectors:
@@ -108,56 +109,80 @@ def sliced_iso_cts(
     common: float,
 ) -> Iterator[tuple[TensorGroup, torch.Tensor]]:
     """ISO-CTS's update σ̄ U* V*ᵀ of a tall matrix, row slice by row slice, from Gram
-    matrices gathered in three passes over ``slices()`` ((group, task vectors [T, m_s, n]
-    in float32) in row order); a fourth pass yields each slice's update."""
-    sum_gram = task_grams = None
-    for _, vectors in slices():  # pass 1: ΔᵀΔ and each τ_tᵀτ_t
+    matrices gathered in two passes over ``slices()`` ((group, task vectors [T, m_s, n]
+    in float32) in row order); a third pass yields each slice's update.
+
+    Every factor is a fixed map of the slice's Z = [Δ, Y] with Y = [τ_1 V_1 … τ_T V_T]:
+    U_cm = Δ V_cm Σ_cm⁻¹ and U_t = (Y_t − U_cm D_t) Σ_t⁻¹ with C_t = U_cmᵀ τ_t and D_t =
+    C_t V_t, so A = [U_cm, U_1 … U_T] = Z M and AᵀA = Mᵀ (ZᵀZ) M. Pass 1 gathers τ_tᵀτ_t
+    and Δᵀτ_t (whose sum is ΔᵀΔ, and which give C_t = Σ_cm⁻¹ V_cmᵀ Δᵀτ_t and ΔᵀY_t =
+    Δᵀτ_t V_t), pass 2 the small YᵀY; the polar factor and V*ᵀ fold into one map R, so
+    that a slice's update is Z R. Only the Gram products run over the slices' rows."""
+    task_grams = cross_grams = None
+    for _, vectors in slices():  # pass 1: τ_tᵀτ_t and Δᵀτ_t
         with timed("statistics"):
-            slice_grams = torch.stack([gram(vector) for vector in vectors])
-            slice_sum = gram(vectors.sum(dim=0))
-            sum_gram = slice_sum if sum_gram is None else sum_gram + slice_sum
-            task_grams = slice_grams if task_grams is None else task_grams + slice_grams
-    assert sum_gram is not None and task_grams is not None
-    tasks, rank = task_grams.shape[0], sum_gram.shape[0]
-    k, per_task = _split(rank, tasks, common)
+            total = vectors.sum(dim=0)
+            if task_grams is None or cross_grams is None:
+                shape = (vectors.shape[0], vectors.shape[2], vectors.shape[2])
+                task_grams = torch.zeros(shape, dtype=torch.float64)
+                cross_grams = torch.zeros(shape, dtype=torch.float64)
+            for index, vector in enumerate(vectors):
+                task_grams[index] += gram(vector)
+                cross_grams[index] += (total.T @ vector).double()
+    assert task_grams is not None and cross_grams is not None
+    tasks, rank = task_grams.shape[0], task_grams.shape[1]
+    k, per_task = subspace_sizes(rank, tasks, common)
+    sum_gram = cross_grams.sum(dim=0)  # ΔᵀΔ
+    sum_gram = (sum_gram + sum_gram.T) / 2
     v_common, s_common, inverse_common = _top(GramSpectrum(sum_gram), k)
-
-    def common_rows(vectors: torch.Tensor) -> torch.Tensor:  # U_cm = Δ V_cm Σ_cm⁻¹
-        return (vectors.sum(dim=0).double() @ v_common) * inverse_common
-
-    projections = torch.zeros(tasks, k, rank, dtype=torch.float64)
-    for _, vectors in slices():  # pass 2: C_t = U_cmᵀ τ_t
-        with timed("statistics"):
-            u_common = common_rows(vectors)
-            projections += torch.stack([u_common.T @ vector.double() for vector in vectors])
-    singular_values, right, task_maps = [s_common], [v_common], []
-    for index in range(tasks) if per_task > 0 else ():  # τ̄_tᵀτ̄_t = τ_tᵀτ_t − C_tᵀC_t
-        outside_gram = task_grams[index] - projections[index].T @ projections[index]
+    to_common = v_common * inverse_common  # U_cm = Δ · to_common
+    common_gram = to_common.T @ sum_gram @ to_common  # U_cmᵀ U_cm
+    singular_values, right = [s_common], [v_common]
+    projected, inverses, sum_by_task = [], [], []
+    for index in range(tasks) if per_task > 0 else ():
+        projection = to_common.T @ cross_grams[index]  # C_t = U_cmᵀ τ_t
+        outside_gram = (  # τ̄_tᵀτ̄_t with τ̄_t = τ_t − U_cm C_t
+            task_grams[index]
+            - 2 * projection.T @ projection
+            + projection.T @ common_gram @ projection
+        )
         v_task, s_task, inverse_task = _top(GramSpectrum(outside_gram), per_task)
         singular_values.append(s_task)
         right.append(v_task)
-        task_maps.append(v_task * inverse_task)  # τ̄_t V_t Σ_t⁻¹ = U_t
+        projected.append(projection @ v_task)  # D_t
+        inverses.append(inverse_task)
+        sum_by_task.append(cross_grams[index] @ v_task)  # ΔᵀY_t
+    del task_grams, cross_grams
 
-    def left_rows(vectors: torch.Tensor) -> torch.Tensor:  # [U_cm, U_1 … U_T] on a slice
-        u_common = common_rows(vectors)
-        parts = [u_common]
-        for index, task_map in enumerate(task_maps):
-            outside = vectors[index].double() - u_common @ projections[index]
-            parts.append(outside @ task_map)
+    def z_rows(vectors: torch.Tensor) -> torch.Tensor:  # Z = [Δ, Y] on a slice
+        parts = [vectors.sum(dim=0).double()]
+        parts += [vectors[index].double() @ v_task for index, v_task in enumerate(right[1:])]
         return torch.cat(parts, dim=1)
 
-    left_gram = None
-    for _, vectors in slices():  # pass 3: AᵀA of A = [U_cm, U_1 … U_T]
+    width = per_task * (len(right) - 1)
+    y_gram = torch.zeros(width, width, dtype=torch.float64)
+    for _, vectors in slices() if width else ():  # pass 2: YᵀY
         with timed("statistics"):
-            rows = left_rows(vectors)
-            left_gram = rows.T @ rows if left_gram is None else left_gram + rows.T @ rows
-    assert left_gram is not None
+            y_rows = z_rows(vectors)[:, rank:]
+            y_gram += y_rows.T @ y_rows
+    z_gram = torch.zeros(rank + width, rank + width, dtype=torch.float64)  # ZᵀZ
+    z_gram[:rank, :rank] = sum_gram
+    z_gram[rank:, rank:] = y_gram
+    to_left = torch.zeros(rank + width, k + width, dtype=torch.float64)  # A = Z · to_left
+    to_left[:rank, :k] = to_common
+    if width:
+        inverse_all = torch.cat(inverses)
+        z_gram[:rank, rank:] = torch.cat(sum_by_task, dim=1)
+        z_gram[rank:, :rank] = z_gram[:rank, rank:].T
+        to_left[:rank, k:] = -(to_common @ torch.cat(projected, dim=1)) * inverse_all
+        to_left[rank:, k:] = torch.diag(inverse_all)
+    left_gram = to_left.T @ z_gram @ to_left  # AᵀA
     polar_map = GramSpectrum(left_gram).isotropic_map().double()  # A · it = U*
     v_star = orthogonalize(torch.cat(right, dim=1).float()).double()
-    mean = torch.cat(singular_values).mean()
-    for group, vectors in slices():  # pass 4: σ̄ U* V*ᵀ, slice by slice
+    to_update = torch.cat(singular_values).mean() * (to_left @ polar_map @ v_star.T)
+    for group, vectors in slices():  # pass 3: σ̄ U* V*ᵀ = Z R, slice by slice
         with timed("merge"):
-            update = mean * (left_rows(vectors) @ polar_map) @ v_star.T
+            update = z_rows(vectors) @ to_update
         yield group, update.float()
 
 
