@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from harness.merging.stream import stack
+from harness.merging.stream import stack, summed_task_vectors
 from harness.merging.subspace import (
     GramSpectrum,
     gram,
@@ -72,9 +72,13 @@ def subspace_sizes(rank: int, tasks: int, common: float) -> tuple[int, int]:
     return rank - per_task * tasks, per_task
 
 
-def iso_cts_matrix(vectors: list[torch.Tensor], common: float) -> torch.Tensor:
+def iso_cts_matrix(
+    vectors: list[torch.Tensor], common: float, total: torch.Tensor | None = None
+) -> torch.Tensor:
+    """σ̄ U* V*ᵀ of one whole matrix; ``total`` is Σ_t τ_t when the caller has it (an 8B
+    MLP matrix's stacked experts would cost 1.9 GB more to sum here)."""
     rank = min(vectors[0].shape)
-    total = torch.stack(vectors).sum(dim=0)
+    total = stack(vectors).sum(dim=0) if total is None else total
     u, s, vh = svd(total)
     k, per_task = subspace_sizes(rank, len(vectors), common)
     us, ss, vs = [u[:, :k]], [s[:k]], [vh[:k].T]
@@ -94,7 +98,8 @@ def iso_cts_tensor(group: TensorGroup, scaling: float, common: float) -> torch.T
     vectors = group.task_vectors
     if not is_matrix(group.base):
         return group.base + scaling * stack(vectors).mean(dim=0)
-    return group.base + scaling * iso_cts_matrix(vectors, common).to(group.base.dtype)
+    update = iso_cts_matrix(vectors, common, summed_task_vectors(group))
+    return group.base + scaling * update.to(group.base.dtype)
 
 
 def _top(spectrum: GramSpectrum, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
