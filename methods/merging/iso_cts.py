@@ -119,10 +119,11 @@ def sliced_iso_cts(
 
     Every factor is a fixed map of the slice's Z = [Δ, Y] with Y = [τ_1 V_1 … τ_T V_T]:
     U_cm = Δ V_cm Σ_cm⁻¹ and U_t = (Y_t − U_cm D_t) Σ_t⁻¹ with C_t = U_cmᵀ τ_t and D_t =
-    C_t V_t, so A = [U_cm, U_1 … U_T] = Z M and AᵀA = Mᵀ (ZᵀZ) M. Pass 1 gathers τ_tᵀτ_t
-    and Δᵀτ_t (whose sum is ΔᵀΔ, and which give C_t = Σ_cm⁻¹ V_cmᵀ Δᵀτ_t and ΔᵀY_t =
-    Δᵀτ_t V_t), pass 2 the small YᵀY; the polar factor and V*ᵀ fold into one map R, so
-    that a slice's update is Z R. Only the Gram products run over the slices' rows."""
+    C_t V_t, so A = [U_cm, U_1 … U_T] = Z M (M: ``to_left``) and AᵀA = Mᵀ (ZᵀZ) M.
+    Pass 1 gathers τ_tᵀτ_t and Δᵀτ_t (whose sum is ΔᵀΔ, and which give C_t = Σ_cm⁻¹
+    V_cmᵀ Δᵀτ_t and ΔᵀY_t = Δᵀτ_t V_t), pass 2 the small YᵀY; the polar factor and V*ᵀ
+    fold into one map R (``to_update``), so that a slice's update is Z R. Only the Gram
+    products run over the slices' rows."""
     task_grams = cross_grams = None
     for _, vectors in slices():  # pass 1: τ_tᵀτ_t and Δᵀτ_t
         with timed("statistics"):
