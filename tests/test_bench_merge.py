@@ -35,3 +35,20 @@ def test_bench_merge_rejects_unknown_names():
     result = CliRunner().invoke(cli, ["bench", "merge", "--methods", "nope", "--arch", "vit-b-32"])
     assert result.exit_code != 0
     assert "unknown method" in str(result.exception or result.output)
+
+
+def test_bench_merge_json_keeps_stdout_json_and_reports_progress_on_stderr(monkeypatch):
+    """A long --json run still says each method's figures as they come (on stderr)."""
+    import json
+
+    from harness.cli import cli
+
+    tiny = bench.Architecture(bench._vit(16, 1, 2, 16), torch.float32, 1, 1)
+    monkeypatch.setitem(bench.ARCHS, "vit-b-32", tiny)  # the CLI's --arch is a fixed choice
+    result = CliRunner().invoke(
+        cli, ["bench", "merge", "--methods", "weight_average", "--arch", "vit-b-32", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.stdout)
+    assert [row["method"] for row in described["rows"]] == ["weight_average"]
+    assert "weight_average: " in result.stderr and "peak RSS" in result.stderr

@@ -220,7 +220,7 @@ def bench_merge_command(
         workdir=workdir,
         blocks=blocks,
         compare_fusionbench=fusionbench_python,
-        log=None if as_json else lambda line: click.echo(line, err=True),
+        log=lambda line: click.echo(line, err=True),  # stderr: --json's stdout stays JSON
     )
     if as_json:
         click.echo(json.dumps(describe(run), indent=2))
@@ -305,7 +305,7 @@ def bench_grid_command(
             split_names(executors, "--executors"),
             root,
             max_parallel=max_parallel,
-            log=None if as_json else lambda line: click.echo(line, err=True),
+            log=lambda line: click.echo(line, err=True),  # stderr: --json's stdout stays JSON
         )
     if as_json:
         click.echo(json.dumps(describe(timings), indent=2))
