@@ -21,7 +21,11 @@ from harness.merging.stream import summed_task_vectors
 from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
 from harness.registry import METHODS
 from harness.weights.pool import Checkpoint, ExpertPool, TensorGroup
+from methods.merging.consensus import consensus
+from methods.merging.emr import emr, emr_masks, rescaler_sums, rescalers, unified_task_vector
 from methods.merging.iso_cts import iso_cts_matrix, sliced_iso_cts, subspace_sizes
+from methods.merging.magmax import magmax, max_magnitude
+from methods.merging.tall_masks import tall_masks, tall_masks_method
 from methods.merging.ties import elect_and_disjoint_mean, trimmed_disjoint_merge
 
 
@@ -217,14 +221,15 @@ def test_huge_matrix_per_task_low_rank_in_row_slices(tmp_path):
 
 
 @pytest.fixture(params=["fused kernels", "torch chunks"])
-def ties_path(request, monkeypatch):
-    """Both TIES implementations: the numba kernels (CPU) and the torch chunks (GPU)."""
+def kernel_path(request, monkeypatch):
+    """Both implementations of a fused pass: the numba kernels (CPU) and the torch code
+    (GPU, and TIES' chunks)."""
     if request.param == "torch chunks":
         monkeypatch.setattr(kernels, "use_kernels", lambda tensor: False)
     return request.param
 
 
-def test_chunked_ties_is_the_reference_formula_bitwise(monkeypatch, ties_path):
+def test_chunked_ties_is_the_reference_formula_bitwise(monkeypatch, kernel_path):
     monkeypatch.setattr(chunks, "CHUNK", 7)  # many chunks, a ragged last one
     generator = torch.Generator().manual_seed(1)
     base = torch.randn(10, 9, generator=generator).bfloat16().float()
@@ -247,7 +252,7 @@ def test_chunked_ties_is_the_reference_formula_bitwise(monkeypatch, ties_path):
     assert torch.equal(got, expected)
 
 
-def test_thresholds_are_exact_kth_magnitudes(tmp_path, monkeypatch, ties_path):
+def test_thresholds_are_exact_kth_magnitudes(tmp_path, monkeypatch, kernel_path):
     monkeypatch.setattr(chunks, "CHUNK", 64)
     pool = _bf16_pool(tmp_path, 3)
     for density in (0.05, 0.2, 0.5):
@@ -263,7 +268,7 @@ def test_thresholds_are_exact_kth_magnitudes(tmp_path, monkeypatch, ties_path):
             assert thresholds[task] == float(torch.topk(vector, keep).values[-1]), index
 
 
-def test_summed_task_vectors_is_the_stacked_sum_bitwise(ties_path):
+def test_summed_task_vectors_is_the_stacked_sum_bitwise(kernel_path):
     generator = torch.Generator().manual_seed(2)
     base = torch.randn(33, 17, generator=generator)
     experts = [base + 1e-3 * torch.randn(33, 17, generator=generator) for _ in range(5)]
@@ -271,6 +276,85 @@ def test_summed_task_vectors_is_the_stacked_sum_bitwise(ties_path):
     group = TensorGroup("w", base, experts, list("abcde"))
     expected = torch.stack(group.task_vectors).sum(dim=0)
     assert torch.equal(summed_task_vectors(group), expected)
+
+
+def test_magmax_kernel_is_the_argmax_formula_bitwise(kernel_path):
+    """Equal magnitudes of either sign: the first task wins, as torch.argmax's first
+    maximum; zeros, signed zeros and a NaN (the first NaN wins) likewise."""
+    generator = torch.Generator().manual_seed(3)
+    base = torch.randn(12, 11, generator=generator)
+    experts = [base + 0.1 * torch.randn(12, 11, generator=generator) for _ in range(4)]
+    experts[1][0] = base[0] - (experts[0][0] - base[0])  # -τ_0: the same magnitude
+    experts[2][1] = base[1] + (experts[3][1] - base[1])  # τ_3 again, at an earlier task
+    for expert in experts:
+        expert[2] = base[2]  # all-zero task vectors
+    experts[0][3, 0] = float("nan")
+    experts[2][3, 1] = float("nan")
+    group = TensorGroup("w", base, experts, list("abcd"))
+    expected = base + 0.7 * max_magnitude(torch.stack(group.task_vectors))
+    got = magmax.tensor_merge(group, scaling=0.7)
+    assert torch.equal(got[:3], expected[:3]) and torch.equal(got[4:], expected[4:])
+    torch.testing.assert_close(got[3], expected[3], rtol=0, atol=0, equal_nan=True)
+
+
+def _float32_pool(tmp_path, group: TensorGroup) -> ExpertPool:
+    """A pool of one float32 matrix per model, from a tensor group's base and experts."""
+    for index, model in enumerate([group.base, *group.experts]):
+        save_file({group.name: model}, str(tmp_path / f"m{index}.safetensors"))
+    return ExpertPool(
+        Checkpoint(tmp_path / "m0.safetensors", "base"),
+        {t: Checkpoint(tmp_path / f"m{i + 1}.safetensors", t) for i, t in enumerate(group.tasks)},
+    )
+
+
+def test_tall_and_consensus_kernel_is_the_mask_formula_bitwise(kernel_path, tmp_path):
+    """Masks at equality (strict >), all-zero entries and a cancelling sum: each task's
+    TALL model and Consensus for every k, as the torch formula gives them."""
+    generator = torch.Generator().manual_seed(4)
+    base = torch.randn(9, 13, generator=generator)
+    experts = [base + 0.1 * torch.randn(9, 13, generator=generator) for _ in range(3)]
+    for expert in experts:
+        expert[0] = base[0]  # τ = 0 everywhere: |τ_t| > λ·0 is false
+    experts[1][1] = base[1] - (experts[0][1] - base[1])  # τ_1 = −τ_0
+    experts[2][1] = base[1]  # so τ_MTL = 0 on this row
+    base[2] = 0.0
+    for index, expert in enumerate(experts):  # τ_2 = τ_0 + τ_1: |τ_2| = 1.0 · |τ_MTL − τ_2|
+        expert[2] = 0.25 * (index + 1)
+    group = TensorGroup("w", base, experts, list("abc"))
+    pool = _float32_pool(tmp_path, group)
+    vectors = torch.stack(group.task_vectors)
+    for tall_lambda in (1.0, 0.4):
+        masks = tall_masks(vectors, tall_lambda)
+        tall = tall_masks_method(data_free_context(pool, torch.device("cpu")), tall_lambda, 0.8)
+        for index, task in enumerate(group.tasks):
+            expected = base + 0.8 * masks[index] * vectors.sum(dim=0)
+            assert torch.equal(tall.task_states(task)["w"], expected), (task, tall_lambda)
+        for k in range(1, 5):
+            expected = base + 0.3 * (masks.sum(dim=0) >= k) * vectors.sum(dim=0)
+            got = consensus.tensor_merge(group, scaling=0.3, k=k, tall_lambda=tall_lambda)
+            assert torch.equal(got, expected), (k, tall_lambda)
+
+
+def test_emr_kernel_is_the_elect_mask_rescale_formula_bitwise(kernel_path, tmp_path):
+    """Entries whose sum cancels (γ_uni = 0), equal agreeing magnitudes, zeros, and tasks
+    that disagree with the elected sign: each task's model as the torch formula."""
+    generator = torch.Generator().manual_seed(5)
+    base = torch.randn(8, 15, generator=generator)
+    experts = [base + 0.1 * torch.randn(8, 15, generator=generator) for _ in range(4)]
+    for expert in experts:
+        expert[0] = base[0]  # all zero
+    experts[1][1] = base[1] - (experts[0][1] - base[1])  # τ_1 = −τ_0 and τ_3 = −τ_2:
+    experts[3][1] = base[1] - (experts[2][1] - base[1])  # Σ τ_t = 0, no elected sign
+    experts[2][2] = experts[0][2]  # two agreeing entries of the same magnitude
+    experts[0][3] = base[3]  # τ_0 = 0 where τ_uni is not: M_0 is 0 there
+    group = TensorGroup("w", base, experts, list("abcd"))
+    vectors = torch.stack(group.task_vectors)
+    unified = unified_task_vector(vectors)
+    scales = rescalers(rescaler_sums(vectors))
+    method = emr(data_free_context(_float32_pool(tmp_path, group), torch.device("cpu")))
+    for index, task in enumerate(group.tasks):
+        expected = base + float(scales[index]) * emr_masks(vectors[index], unified) * unified
+        assert torch.equal(method.task_states(task)["w"], expected), task
 
 
 @pytest.mark.parametrize("name", ["ties", "dare_ties"])

@@ -1,5 +1,7 @@
 """Fused CPU kernels for the hottest merge passes: TIES' top-k statistics and merge,
-and the sum of task vectors that task arithmetic and its relatives add to the base.
+the sum of task vectors that task arithmetic and its relatives add to the base,
+MagMax's per-entry largest-magnitude pick, the TALL masks of TALL and Consensus, and
+EMR-Merging's per-task model.
 
 In torch's eager mode each step of TIES (subtract, |·|, compare, mask, sum, sign,
 clamp, count, divide, add) is its own pass over memory: about 35 passes over every
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numba
 import numpy as np
@@ -64,6 +67,20 @@ def as_arrays(
     return flat(base), tuple(flat(expert) for expert in experts)
 
 
+def fused(
+    kernel: Callable[..., None],
+    base: torch.Tensor,
+    experts: Sequence[torch.Tensor],
+    *args: Any,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """``kernel(base, experts, *args, output, **kwargs)`` into a new float32 tensor of the
+    base's shape: the call every merge that has a kernel makes."""
+    out = torch.empty(base.shape, dtype=torch.float32)
+    kernel(*as_arrays(base, experts), *args, out.view(-1).numpy(), **kwargs)
+    return out
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _histograms(base, experts, counts):  # pragma: no cover - compiled
     """counts[block, t, bin] += 1 for each entry of τ_t = experts[t] − base; one
@@ -96,6 +113,100 @@ def add_histograms(base: np.ndarray, experts: tuple[np.ndarray, ...], counts: np
         _histograms(base, experts, counts)
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _max_magnitude_merge(base, experts, scaling, output):  # pragma: no cover - compiled
+    for index in prange(base.size):
+        value = base[index]
+        best = experts[0][index] - value
+        for task in range(1, len(experts)):
+            vector = experts[task][index] - value
+            # the first of equal magnitudes wins, and a NaN once taken stays (torch.argmax)
+            if abs(best) == abs(best) and not abs(vector) <= abs(best):
+                best = vector
+        output[index] = value + scaling * best
+
+
+def max_magnitude_merge(
+    base: np.ndarray, experts: tuple[np.ndarray, ...], scaling: float, output: np.ndarray
+) -> None:
+    """θ_0 + λ τ_{t*} with t* = argmax_t |τ_t| per entry (MagMax), into ``output``."""
+    with _LOCK:
+        _max_magnitude_merge(base, experts, np.float32(scaling), output)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _tall_mask_merge(base, experts, tall_lambda, scaling, task, k, output):  # pragma: no cover
+    zero = np.float32(0.0)
+    for index in prange(base.size):
+        value = base[index]
+        total = zero
+        for other in range(len(experts)):
+            total += experts[other][index] - value
+        if task >= 0:  # TALL: the one task's mask
+            vector = experts[task][index] - value
+            kept = abs(vector) > tall_lambda * abs(total - vector)
+        else:  # Consensus: the masks of at least k tasks
+            count = 0
+            for other in range(len(experts)):
+                vector = experts[other][index] - value
+                if abs(vector) > tall_lambda * abs(total - vector):
+                    count += 1
+            kept = count >= k
+        factor = scaling if kept else zero
+        output[index] = value + factor * total
+
+
+def tall_mask_merge(
+    base: np.ndarray,
+    experts: tuple[np.ndarray, ...],
+    tall_lambda: float,
+    scaling: float,
+    output: np.ndarray,
+    *,
+    task: int = -1,
+    k: int = 0,
+) -> None:
+    """θ_0 + α m ⊙ τ_MTL into ``output``, with m = 1{|τ_t| > λ |τ_MTL − τ_t|} of ``task``
+    (TALL masks' model for that task) or, with ``k``, 1{at least k tasks' masks}
+    (Consensus merging)."""
+    with _LOCK:
+        _tall_mask_merge(
+            base, experts, np.float32(tall_lambda), np.float32(scaling), task, k, output
+        )
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _emr_merge(base, experts, task, rescaler, output):  # pragma: no cover - compiled
+    zero = np.float32(0.0)
+    for index in prange(base.size):
+        value = base[index]
+        total = zero
+        for other in range(len(experts)):
+            total += experts[other][index] - value
+        sign = np.float32(np.sign(total))  # elect: γ_uni
+        largest = zero  # ε_uni: the largest |τ_t| agreeing with γ_uni
+        for other in range(len(experts)):
+            vector = experts[other][index] - value
+            if np.float32(np.sign(vector)) == sign and abs(vector) > largest:
+                largest = abs(vector)
+        unified = sign * largest
+        kept = (experts[task][index] - value) * unified > zero  # M_t
+        factor = rescaler if kept else zero
+        output[index] = value + factor * unified
+
+
+def emr_merge(
+    base: np.ndarray,
+    experts: tuple[np.ndarray, ...],
+    task: int,
+    rescaler: float,
+    output: np.ndarray,
+) -> None:
+    """EMR-Merging's model for ``task``, θ_0 + λ_t M_t ⊙ τ_uni, into ``output``."""
+    with _LOCK:
+        _emr_merge(base, experts, task, np.float32(rescaler), output)
+
+
 def warm_up() -> float:
     """Start numba's threads and load the compiled kernels (about 0.3 s, once per
     process, on the first parallel call); returns the seconds it took."""
@@ -108,6 +219,9 @@ def warm_up() -> float:
     add_low_histograms(zeros, (zeros,), np.zeros(1, dtype=np.int32), low_counts)
     ties_merge(zeros, (zeros,), [0.0], 1.0, np.empty(1, dtype=np.float32))
     task_vector_sum(zeros, (zeros,), np.empty(1, dtype=np.float32))
+    max_magnitude_merge(zeros, (zeros,), 1.0, np.empty(1, dtype=np.float32))
+    tall_mask_merge(zeros, (zeros,), 0.4, 1.0, np.empty(1, dtype=np.float32), task=0)
+    emr_merge(zeros, (zeros,), 0, 1.0, np.empty(1, dtype=np.float32))
     return time.perf_counter() - started
 
 

@@ -110,8 +110,7 @@ def summed_task_vectors(group: TensorGroup) -> torch.Tensor:
     CPU one fused sweep (``harness.merging.kernels``) instead of T + 1 temporaries."""
     if not kernels.use_kernels(group.base):
         return stack(group.task_vectors).sum(dim=0)
-    out = torch.empty(group.base.shape, dtype=torch.float32)
-    kernels.task_vector_sum(*kernels.as_arrays(group.base, group.experts), out.view(-1).numpy())
+    out = kernels.fused(kernels.task_vector_sum, group.base, group.experts)
     return out.to(group.base.dtype)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.merging import kernels
 from harness.merging.stream import stack, tensorwise
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
@@ -48,6 +49,9 @@ K = Param(
 )
 @tensorwise(rowwise=True)
 def consensus(group: TensorGroup, scaling: float, k: int, tall_lambda: float) -> torch.Tensor:
+    if kernels.use_kernels(group.base):  # one fused sweep on a CPU: the same numbers
+        merge = kernels.tall_mask_merge
+        return kernels.fused(merge, group.base, group.experts, tall_lambda, scaling, k=k)
     vectors = stack(group.task_vectors)
     agreement = tall_masks(vectors, tall_lambda).sum(dim=0)
     return group.base + scaling * (agreement >= k) * vectors.sum(dim=0)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.merging import kernels
 from harness.merging.stream import stack
 from harness.merging.task_states import streamed_task_states
 from harness.merging.task_vectors import stream_sums
@@ -82,6 +83,9 @@ def emr(context: MethodContext) -> Solution:
     scales = rescalers(sums)
 
     def build(group: TensorGroup, index: int) -> torch.Tensor:
+        if kernels.use_kernels(group.base):  # one fused sweep on a CPU: the same numbers
+            scale = float(scales[index])
+            return kernels.fused(kernels.emr_merge, group.base, group.experts, index, scale)
         vectors = stack(group.task_vectors)
         unified = unified_task_vector(vectors)
         mask = emr_masks(vectors[index], unified)

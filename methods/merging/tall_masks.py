@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.merging import kernels
 from harness.merging.stream import stack
 from harness.merging.task_states import streamed_task_states
 from harness.method import MethodContext, Solution, mask_parameters
@@ -61,6 +62,9 @@ def tall_masks(vectors: torch.Tensor, tall_lambda: float) -> torch.Tensor:
 )
 def tall_masks_method(context: MethodContext, tall_lambda: float, scaling: float) -> Solution:
     def build(group: TensorGroup, index: int) -> torch.Tensor:
+        if kernels.use_kernels(group.base):  # one fused sweep on a CPU: the same numbers
+            merge = kernels.tall_mask_merge
+            return kernels.fused(merge, group.base, group.experts, tall_lambda, scaling, task=index)
         vectors = stack(group.task_vectors)
         masks = tall_masks(vectors, tall_lambda)
         return group.base + scaling * masks[index] * vectors.sum(dim=0)
