@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 import harness.bench.merge as bench
 import harness.merging.chunks as chunks
+import harness.merging.sparsify as sparsify
 from harness.bench.merge import data_free_context
 from harness.errors import HarnessError
 from harness.merging import kernels, timing
@@ -22,6 +23,7 @@ from harness.merging.task_vectors import keep_top_magnitudes, magnitude_threshol
 from harness.registry import METHODS
 from harness.weights.pool import Checkpoint, ExpertPool, TensorGroup
 from methods.merging.consensus import consensus
+from methods.merging.dare_ta import dare_ta, dare_vectors
 from methods.merging.emr import emr, emr_masks, rescaler_sums, rescalers, unified_task_vector
 from methods.merging.iso_cts import iso_cts_matrix, sliced_iso_cts, subspace_sizes
 from methods.merging.magmax import magmax, max_magnitude
@@ -355,6 +357,30 @@ def test_emr_kernel_is_the_elect_mask_rescale_formula_bitwise(kernel_path, tmp_p
     for index, task in enumerate(group.tasks):
         expected = base + float(scales[index]) * emr_masks(vectors[index], unified) * unified
         assert torch.equal(method.task_states(task)["w"], expected), task
+
+
+@pytest.mark.parametrize("drop", [0.3, 0.5, 0.7, 0.9])
+def test_dare_kernel_is_the_drop_and_rescale_formula_bitwise(kernel_path, monkeypatch, drop):
+    """The same draws, kept where draw ≥ p in float32 (a draw of exactly float32(p) is
+    kept, though float32(0.7) < 0.7), rescaled by float32(1 − p), summed in task order."""
+    generator = torch.Generator().manual_seed(6)
+    base = torch.randn(7, 19, generator=generator)
+    experts = [base + 0.1 * torch.randn(7, 19, generator=generator) for _ in range(3)]
+    experts[1][0] = base[0] - (experts[0][0] - base[0])  # a cancelling pair
+    group = TensorGroup("w", base, experts, list("abc"))
+    expected = base + 0.3 * torch.stack(dare_vectors(group, drop)).sum(dim=0)
+    assert torch.equal(dare_ta.tensor_merge(group, scaling=0.3, drop=drop), expected)
+
+    original = sparsify.uniform
+
+    def at_the_threshold(like, generator):
+        draws = original(like, generator)
+        draws.view(-1)[::3] = float(torch.tensor(drop, dtype=torch.float32))
+        return draws
+
+    monkeypatch.setattr(sparsify, "uniform", at_the_threshold)
+    expected = base + 0.3 * torch.stack(dare_vectors(group, drop)).sum(dim=0)
+    assert torch.equal(dare_ta.tensor_merge(group, scaling=0.3, drop=drop), expected)
 
 
 @pytest.mark.parametrize("name", ["ties", "dare_ties"])

@@ -1,7 +1,8 @@
 """Fused CPU kernels for the hottest merge passes: TIES' top-k statistics and merge,
 the sum of task vectors that task arithmetic and its relatives add to the base,
-MagMax's per-entry largest-magnitude pick, the TALL masks of TALL and Consensus, and
-EMR-Merging's per-task model.
+MagMax's per-entry largest-magnitude pick, the TALL masks of TALL and Consensus,
+EMR-Merging's per-task model and DARE's drop-and-rescale sum (the random draws stay
+torch's, from the same generator in the same order).
 
 In torch's eager mode each step of TIES (subtract, |·|, compare, mask, sum, sign,
 clamp, count, divide, add) is its own pass over memory: about 35 passes over every
@@ -207,6 +208,42 @@ def emr_merge(
         _emr_merge(base, experts, task, np.float32(rescaler), output)
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _dare_sum_merge(base, experts, draws, drop, divisor, scaling, output):  # pragma: no cover
+    zero = np.float32(0.0)
+    for index in prange(base.size):
+        value = base[index]
+        total = zero
+        for task in range(len(experts)):
+            if draws[task][index] >= drop:  # kept, rescaled by 1 / (1 − p)
+                total += (experts[task][index] - value) / divisor
+            else:
+                total += zero
+        output[index] = value + scaling * total
+
+
+def dare_sum_merge(
+    base: np.ndarray,
+    experts: tuple[np.ndarray, ...],
+    draws: tuple[np.ndarray, ...],
+    drop: float,
+    scaling: float,
+    output: np.ndarray,
+) -> None:
+    """θ_0 + λ Σ_t DARE(τ_t) into ``output``, entry j of τ_t kept where draws[t][j] ≥ p
+    (compared in float32, as torch compares a float32 tensor with a number)."""
+    with _LOCK:
+        _dare_sum_merge(
+            base,
+            experts,
+            draws,
+            np.float32(drop),
+            np.float32(1.0 - drop),
+            np.float32(scaling),
+            output,
+        )
+
+
 def warm_up() -> float:
     """Start numba's threads and load the compiled kernels (about 0.3 s, once per
     process, on the first parallel call); returns the seconds it took."""
@@ -222,6 +259,7 @@ def warm_up() -> float:
     max_magnitude_merge(zeros, (zeros,), 1.0, np.empty(1, dtype=np.float32))
     tall_mask_merge(zeros, (zeros,), 0.4, 1.0, np.empty(1, dtype=np.float32), task=0)
     emr_merge(zeros, (zeros,), 0, 1.0, np.empty(1, dtype=np.float32))
+    dare_sum_merge(zeros, (zeros,), (zeros,), 0.5, 1.0, np.empty(1, dtype=np.float32))
     return time.perf_counter() - started
 
 

@@ -19,20 +19,25 @@ from harness.errors import HyperparameterError
 T = TypeVar("T")
 
 
-def _uniform(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def uniform(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """U[0, 1) draws of ``like``'s shape (float32, on its device) from ``generator``."""
     device = generator.device if generator is not None else like.device
     draws = torch.rand(like.shape, generator=generator, device=device, dtype=torch.float32)
     return draws.to(like.device)
 
 
+def check_drop(drop: float) -> None:
+    if not 0.0 <= drop < 1.0:
+        raise HyperparameterError(f"the DARE drop rate must be in [0, 1), got {drop}")
+
+
 def dare(vector: torch.Tensor, drop: float, generator: torch.Generator | None) -> torch.Tensor:
     """DARE (Yu et al., 2024): drop each entry with probability ``drop``, rescale the rest
     by 1 / (1 − drop), so that E[dare(τ)] = τ."""
-    if not 0.0 <= drop < 1.0:
-        raise HyperparameterError(f"the DARE drop rate must be in [0, 1), got {drop}")
+    check_drop(drop)
     if drop == 0.0:
         return vector.clone()
-    keep = _uniform(vector, generator) >= drop
+    keep = uniform(vector, generator) >= drop
     return torch.where(keep, vector / (1.0 - drop), torch.zeros_like(vector))
 
 
@@ -106,7 +111,7 @@ def magprune(
         ranks = magnitude_ranks(vector).to(torch.float32)
     spread = ranks / (count - 1) if count > 1 else torch.full_like(ranks, 0.5)
     probability = (drop + epsilon / 2) - epsilon * spread  # smallest |τ| → drop + ε/2
-    keep = _uniform(vector, generator) >= probability
+    keep = uniform(vector, generator) >= probability
     scaled = vector / (1.0 - probability).to(vector.dtype)
     return torch.where(keep, scaled, torch.zeros_like(vector))
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.merging import kernels, sparsify
 from harness.merging.sparsify import dare
 from harness.merging.stream import stack, tensorwise
 from harness.registry import Param, register_method
@@ -55,4 +56,11 @@ def dare_vectors(group: TensorGroup, drop: float) -> list[torch.Tensor]:
 )
 @tensorwise(rowwise=True)
 def dare_ta(group: TensorGroup, scaling: float, drop: float) -> torch.Tensor:
+    sparsify.check_drop(drop)
+    if drop > 0 and kernels.use_kernels(group.base):  # one fused sweep on a CPU
+        generator = group.generator()  # the draws dare_vectors takes, task by task
+        draws = [sparsify.uniform(expert, generator) for expert in group.experts]
+        arrays = tuple(draw.view(-1).numpy() for draw in draws)
+        merge = kernels.dare_sum_merge
+        return kernels.fused(merge, group.base, group.experts, arrays, drop, scaling)
     return group.base + scaling * stack(dare_vectors(group, drop)).sum(dim=0)
