@@ -24,7 +24,14 @@ from harness.registry import METHODS
 from harness.weights.pool import Checkpoint, ExpertPool, TensorGroup
 from methods.merging.consensus import consensus
 from methods.merging.dare_ta import dare_ta, dare_vectors
-from methods.merging.emr import emr, emr_masks, rescaler_sums, rescalers, unified_task_vector
+from methods.merging.emr import (
+    emr,
+    emr_masks,
+    group_rescaler_sums,
+    rescaler_sums,
+    rescalers,
+    unified_task_vector,
+)
 from methods.merging.iso_cts import iso_cts_matrix, sliced_iso_cts, subspace_sizes
 from methods.merging.magmax import magmax, max_magnitude
 from methods.merging.tall_masks import tall_masks, tall_masks_method
@@ -352,7 +359,9 @@ def test_emr_kernel_is_the_elect_mask_rescale_formula_bitwise(kernel_path, tmp_p
     group = TensorGroup("w", base, experts, list("abcd"))
     vectors = torch.stack(group.task_vectors)
     unified = unified_task_vector(vectors)
-    scales = rescalers(rescaler_sums(vectors))
+    sums = rescaler_sums(vectors)
+    torch.testing.assert_close(group_rescaler_sums(group), sums, rtol=1e-12, atol=0)
+    scales = rescalers(sums)
     method = emr(data_free_context(_float32_pool(tmp_path, group), torch.device("cpu")))
     for index, task in enumerate(group.tasks):
         expected = base + float(scales[index]) * emr_masks(vectors[index], unified) * unified

@@ -1,8 +1,8 @@
 """Fused CPU kernels for the hottest merge passes: TIES' top-k statistics and merge,
 the sum of task vectors that task arithmetic and its relatives add to the base,
 MagMax's per-entry largest-magnitude pick, the TALL masks of TALL and Consensus,
-EMR-Merging's per-task model and DARE's drop-and-rescale sum (the random draws stay
-torch's, from the same generator in the same order).
+EMR-Merging's rescaler sums and per-task model, and DARE's drop-and-rescale sum (the
+random draws stay torch's, from the same generator in the same order).
 
 In torch's eager mode each step of TIES (subtract, |·|, compare, mask, sum, sign,
 clamp, count, divide, add) is its own pass over memory: about 35 passes over every
@@ -10,9 +10,10 @@ entry of every task vector, even in cache-sized chunks (``harness.merging.chunks
 These numba kernels do each pass of the algorithm in ONE sweep, reading the base and
 the experts once and holding the per-entry work in registers, on every core. They
 compute the same float32 operations in the same order as the torch code they replace
-(``ties.trimmed_disjoint_merge`` and ``task_vectors.magnitude_thresholds``), so the
-merged weights are bitwise the same; tests check it on adversarial inputs (ties at the
-threshold, zeros, signed zeros, sums that cancel).
+(``ties.trimmed_disjoint_merge``, ``task_vectors.magnitude_thresholds``, the methods'
+formulas), so the merged weights are bitwise the same; tests check it on adversarial
+inputs (ties at the threshold, zeros, signed zeros, sums that cancel). EMR's float64
+rescaler sums alone are added in another order (per thread), equal to ~1e-16 relative.
 
 They run on float32 CPU arrays; other dtypes are converted chunk by chunk and a GPU
 keeps the torch code, which is already one launch per step over a whole tensor.
@@ -244,6 +245,43 @@ def dare_sum_merge(
         )
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _emr_sums(base, experts, sums):  # pragma: no cover - compiled
+    """sums[block, t] += (|τ_t|, |M_t ⊙ τ_uni|) in float64, one row per block of entries."""
+    size = base.size
+    blocks = sums.shape[0]
+    step = (size + blocks - 1) // blocks
+    zero = np.float32(0.0)
+    for block in prange(blocks):
+        for index in range(block * step, min(size, block * step + step)):
+            value = base[index]
+            total = zero
+            for task in range(len(experts)):
+                total += experts[task][index] - value
+            sign = np.float32(np.sign(total))
+            largest = zero
+            for task in range(len(experts)):
+                vector = experts[task][index] - value
+                if np.float32(np.sign(vector)) == sign and abs(vector) > largest:
+                    largest = abs(vector)
+            unified = sign * largest
+            for task in range(len(experts)):
+                vector = experts[task][index] - value
+                sums[block, task, 0] += abs(vector)
+                if vector * unified > zero:
+                    sums[block, task, 1] += abs(unified)
+
+
+def emr_sums(base: np.ndarray, experts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Per task [Σ|τ_t|, Σ|M_t ⊙ τ_uni|] over this tensor in float64 ([T, 2]): EMR's
+    rescaler sums, the same values as the torch code summed in another order (equal to
+    float64 rounding, ~1e-16 relative)."""
+    sums = np.zeros((numba.get_num_threads(), len(experts), 2), dtype=np.float64)
+    with _LOCK:
+        _emr_sums(base, experts, sums)
+    return sums.sum(axis=0)
+
+
 def warm_up() -> float:
     """Start numba's threads and load the compiled kernels (about 0.3 s, once per
     process, on the first parallel call); returns the seconds it took."""
@@ -259,6 +297,7 @@ def warm_up() -> float:
     max_magnitude_merge(zeros, (zeros,), 1.0, np.empty(1, dtype=np.float32))
     tall_mask_merge(zeros, (zeros,), 0.4, 1.0, np.empty(1, dtype=np.float32), task=0)
     emr_merge(zeros, (zeros,), 0, 1.0, np.empty(1, dtype=np.float32))
+    emr_sums(zeros, (zeros,))
     dare_sum_merge(zeros, (zeros,), (zeros,), 0.5, 1.0, np.empty(1, dtype=np.float32))
     return time.perf_counter() - started
 

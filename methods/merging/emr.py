@@ -58,6 +58,14 @@ def rescaler_sums(vectors: torch.Tensor) -> torch.Tensor:
     return torch.stack([flat, masked.flatten(1).double().sum(dim=1)], dim=1)
 
 
+def group_rescaler_sums(group: TensorGroup) -> torch.Tensor:
+    """``rescaler_sums`` of one tensor group; on a CPU one fused sweep (the same sums in
+    another order, to float64 rounding)."""
+    if kernels.use_kernels(group.base):
+        return torch.from_numpy(kernels.emr_sums(*kernels.as_arrays(group.base, group.experts)))
+    return rescaler_sums(stack(group.task_vectors))
+
+
 def rescalers(sums: torch.Tensor) -> torch.Tensor:
     """λ_t = Σ|τ_t| / Σ|M_t ⊙ τ_uni| (1 where the masked sum is zero)."""
     numerator, denominator = sums[:, 0], sums[:, 1]
@@ -74,7 +82,7 @@ def emr(context: MethodContext) -> Solution:
     pool = context.pool
     sums = stream_sums(
         pool,
-        lambda group: rescaler_sums(stack(group.task_vectors)),
+        group_rescaler_sums,
         seed=context.seed,
         progress=context.progress,
         desc="EMR rescalers",
