@@ -277,6 +277,26 @@ def test_thresholds_are_exact_kth_magnitudes(tmp_path, monkeypatch, kernel_path)
             assert thresholds[task] == float(torch.topk(vector, keep).values[-1]), index
 
 
+def test_thresholds_of_given_vectors_are_exact_kth_magnitudes(tmp_path, kernel_path):
+    """A ``vectors`` hook (DARE's drops, PERU's residuals) through the same kernels."""
+    pool = _bf16_pool(tmp_path, 3)
+
+    def halved(group: TensorGroup) -> list[torch.Tensor]:
+        return [0.5 * vector for vector in group.task_vectors]
+
+    for density in (0.05, 0.5):
+        thresholds = magnitude_thresholds(pool, density, progress=False, vectors=halved)
+        for task in pool.tasks:
+            vector = torch.cat(
+                [
+                    0.5 * (pool.expert_tensor(task, n) - pool.base_tensor(n)).float().flatten()
+                    for n in pool.mergeable_names()
+                ]
+            ).abs()
+            keep = math.ceil(density * vector.numel())
+            assert thresholds[task] == float(torch.topk(vector, keep).values[-1]), task
+
+
 def test_summed_task_vectors_is_the_stacked_sum_bitwise(kernel_path):
     generator = torch.Generator().manual_seed(2)
     base = torch.randn(33, 17, generator=generator)
@@ -377,9 +397,15 @@ def test_dare_kernel_is_the_drop_and_rescale_formula_bitwise(kernel_path, monkey
     experts = [base + 0.1 * torch.randn(7, 19, generator=generator) for _ in range(3)]
     experts[1][0] = base[0] - (experts[0][0] - base[0])  # a cancelling pair
     group = TensorGroup("w", base, experts, list("abc"))
-    expected = base + 0.3 * torch.stack(dare_vectors(group, drop)).sum(dim=0)
-    assert torch.equal(dare_ta.tensor_merge(group, scaling=0.3, drop=drop), expected)
 
+    def check() -> None:
+        generator = group.generator()
+        dropped = [sparsify.dare(vector, drop, generator) for vector in group.task_vectors]
+        assert all(map(torch.equal, dare_vectors(group, drop), dropped))
+        expected = base + 0.3 * torch.stack(dropped).sum(dim=0)
+        assert torch.equal(dare_ta.tensor_merge(group, scaling=0.3, drop=drop), expected)
+
+    check()
     original = sparsify.uniform
 
     def at_the_threshold(like, generator):
@@ -388,8 +414,23 @@ def test_dare_kernel_is_the_drop_and_rescale_formula_bitwise(kernel_path, monkey
         return draws
 
     monkeypatch.setattr(sparsify, "uniform", at_the_threshold)
-    expected = base + 0.3 * torch.stack(dare_vectors(group, drop)).sum(dim=0)
-    assert torch.equal(dare_ta.tensor_merge(group, scaling=0.3, drop=drop), expected)
+    check()
+
+
+def test_ties_merge_of_given_vectors_is_the_reference_formula_bitwise(kernel_path):
+    """DARE-TIES' merge: TIES over given (dropped) vectors, the kernel fed a zero base."""
+    generator = torch.Generator().manual_seed(7)
+    base = torch.randn(10, 9, generator=generator)
+    vectors = [0.05 * torch.randn(10, 9, generator=generator) for _ in range(4)]
+    vectors[1][0, :5] = 0.0  # dropped entries
+    vectors[2][1] = -vectors[3][1]  # a cancelling pair: no elected sign
+    vectors[0][2] = 0.02  # magnitudes equal to the threshold are kept
+    group = TensorGroup("w", base, [base + v for v in vectors], list("abcd"))
+    limits = [0.02, 0.0, 0.05, 0.03]
+    trimmed = torch.stack([keep_top_magnitudes(v, limit) for v, limit in zip(vectors, limits)])
+    expected = base + 0.7 * elect_and_disjoint_mean(trimmed)
+    got = trimmed_disjoint_merge(group, limits, 0.7, chunks.Scratch(), vectors)
+    assert torch.equal(got, expected)
 
 
 @pytest.mark.parametrize("name", ["ties", "dare_ties"])

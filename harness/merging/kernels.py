@@ -282,6 +282,25 @@ def emr_sums(base: np.ndarray, experts: tuple[np.ndarray, ...]) -> np.ndarray:
     return sums.sum(axis=0)
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _dare_vector(base, expert, draws, drop, divisor, output):  # pragma: no cover - compiled
+    zero = np.float32(0.0)
+    for index in prange(base.size):
+        if draws[index] >= drop:
+            output[index] = (expert[index] - base[index]) / divisor
+        else:
+            output[index] = zero
+
+
+def dare_vector(
+    base: np.ndarray, expert: np.ndarray, draws: np.ndarray, drop: float, output: np.ndarray
+) -> None:
+    """DARE(θ_t − θ_0) into ``output``: kept where draws ≥ p (in float32), rescaled by
+    float32(1 − p), else 0, as ``sparsify.dare`` computes it."""
+    with _LOCK:
+        _dare_vector(base, expert, draws, np.float32(drop), np.float32(1.0 - drop), output)
+
+
 def warm_up() -> float:
     """Start numba's threads and load the compiled kernels (about 0.3 s, once per
     process, on the first parallel call); returns the seconds it took."""
@@ -298,6 +317,7 @@ def warm_up() -> float:
     tall_mask_merge(zeros, (zeros,), 0.4, 1.0, np.empty(1, dtype=np.float32), task=0)
     emr_merge(zeros, (zeros,), 0, 1.0, np.empty(1, dtype=np.float32))
     emr_sums(zeros, (zeros,))
+    dare_vector(zeros, zeros, zeros, 0.5, np.empty(1, dtype=np.float32))
     dare_sum_merge(zeros, (zeros,), (zeros,), 0.5, 1.0, np.empty(1, dtype=np.float32))
     return time.perf_counter() - started
 

@@ -61,6 +61,17 @@ def _vector_chunks(
             yield index, chunk
 
 
+def _kernel_arrays(
+    group: TensorGroup, vectors: Vectors | None
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The fused kernels' (base, experts) for the task vectors, or for ``vectors(group)``
+    against a zero base: v − 0 is v exactly, so the kernels see the same values."""
+    if vectors is None:
+        return kernels.as_arrays(group.base, group.experts)
+    given = vectors(group)
+    return kernels.as_arrays(torch.zeros(given[0].numel()), given)
+
+
 def magnitude_thresholds(
     pool: ExpertPool,
     density: float,
@@ -97,10 +108,10 @@ def magnitude_thresholds(
     thread_counts = None  # the fused kernel's per-thread counters, summed after the pass
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ stats", progress=progress):
         with timed("statistics"):
-            if vectors is None and kernels.use_kernels(group.base):
+            if kernels.use_kernels(group.base):
                 if thread_counts is None:
                     thread_counts = kernels.block_counts(len(tasks))
-                kernels.add_histograms(*kernels.as_arrays(group.base, group.experts), thread_counts)
+                kernels.add_histograms(*_kernel_arrays(group, vectors), thread_counts)
                 continue
             device_counts = torch.zeros(len(tasks), _BINS, dtype=torch.int64, device=pool.device)
             for index, chunk in _vector_chunks(group, vectors, scratch):
@@ -129,8 +140,8 @@ def magnitude_thresholds(
     low_counts = torch.zeros(len(tasks), _LOW_BINS, dtype=torch.int64)
     for group in pool.stream(seed=seed, rowwise=rowwise, desc="τ top-k", progress=progress):
         with timed("statistics"):
-            if vectors is None and kernels.use_kernels(group.base):
-                arrays = kernels.as_arrays(group.base, group.experts)
+            if kernels.use_kernels(group.base):
+                arrays = _kernel_arrays(group, vectors)
                 kernels.add_low_histograms(*arrays, wanted, low_counts.numpy())
                 continue
             for index, chunk in _vector_chunks(group, vectors, scratch):

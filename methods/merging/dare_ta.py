@@ -42,9 +42,26 @@ DROP = Param(
 
 
 def dare_vectors(group: TensorGroup, drop: float) -> list[torch.Tensor]:
-    """DARE applied to each task vector of one tensor, with the group's seeded generator."""
+    """DARE applied to each task vector of one tensor, with the group's seeded generator
+    (on a CPU each in one fused sweep: the same draws, the same numbers)."""
     generator = group.generator()
-    return [dare(vector, drop, generator) for vector in group.task_vectors]
+    if drop == 0 or not kernels.use_kernels(group.base):
+        return [dare(vector, drop, generator) for vector in group.task_vectors]
+    sparsify.check_drop(drop)
+    base, experts = kernels.as_arrays(group.base, group.experts)
+    dropped = []
+    for expert in experts:
+        draws = sparsify.uniform(group.base, generator)
+        output = torch.empty(group.base.shape, dtype=torch.float32)
+        kernels.dare_vector(base, expert, draws.view(-1).numpy(), drop, output.view(-1).numpy())
+        dropped.append(output)
+    return dropped
+
+
+def dare_draws(group: TensorGroup) -> list[torch.Tensor]:
+    """The draws ``dare_vectors`` takes, task by task, from the group's generator."""
+    generator = group.generator()
+    return [sparsify.uniform(group.base, generator) for _ in group.experts]
 
 
 @register_method(
@@ -58,9 +75,7 @@ def dare_vectors(group: TensorGroup, drop: float) -> list[torch.Tensor]:
 def dare_ta(group: TensorGroup, scaling: float, drop: float) -> torch.Tensor:
     sparsify.check_drop(drop)
     if drop > 0 and kernels.use_kernels(group.base):  # one fused sweep on a CPU
-        generator = group.generator()  # the draws dare_vectors takes, task by task
-        draws = [sparsify.uniform(expert, generator) for expert in group.experts]
-        arrays = tuple(draw.view(-1).numpy() for draw in draws)
+        arrays = tuple(draw.view(-1).numpy() for draw in dare_draws(group))
         merge = kernels.dare_sum_merge
         return kernels.fused(merge, group.base, group.experts, arrays, drop, scaling)
     return group.base + scaling * stack(dare_vectors(group, drop)).sum(dim=0)

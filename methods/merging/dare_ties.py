@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import torch
 
-from harness.merging.stream import merge_stream, stack
-from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
+from harness.merging.chunks import Scratch
+from harness.merging.stream import merge_stream
+from harness.merging.task_vectors import magnitude_thresholds
 from harness.method import MethodContext, Solution
 from harness.registry import register_method
 from harness.weights.pool import TensorGroup
 from methods.merging.dare_ta import DROP, dare_vectors
-from methods.merging.ties import DENSITY, SCALING, elect_and_disjoint_mean
+from methods.merging.ties import DENSITY, SCALING, trimmed_disjoint_merge
 
 
 @register_method(
@@ -58,14 +59,11 @@ def dare_ties(context: MethodContext, scaling: float, drop: float, density: floa
             rowwise=True,
         )
 
-        def merge(group: TensorGroup) -> torch.Tensor:
-            trimmed = stack(
-                [
-                    keep_top_magnitudes(vector, thresholds[task])
-                    for task, vector in zip(group.tasks, dropped(group))
-                ]
-            )
-            return group.base + scaling * elect_and_disjoint_mean(trimmed)
+        limits = [thresholds[task] for task in context.pool.tasks]
+        scratch = Scratch()
+
+        def merge(group: TensorGroup) -> torch.Tensor:  # TIES' merge of the dropped vectors
+            return trimmed_disjoint_merge(group, limits, scaling, scratch, dropped(group))
 
         merged = merge_stream(context, merge, rowwise=True)
     return Solution(state=merged, info={"thresholds": thresholds})

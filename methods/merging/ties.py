@@ -70,9 +70,13 @@ def trimmed_disjoint_merge(
     ``elect_and_disjoint_mean`` do, the same float32 operations in the same order, but in
     chunks through reused buffers (``harness.merging.chunks``) rather than whole-tensor
     temporaries: the same numbers, several times faster on a CPU."""
-    if vectors is None and kernels.use_kernels(group.base):  # one fused sweep on a CPU
+    if kernels.use_kernels(group.base):  # one fused sweep on a CPU
         merge = kernels.ties_merge
-        return kernels.fused(merge, group.base, group.experts, thresholds, scaling)
+        if vectors is None:
+            return kernels.fused(merge, group.base, group.experts, thresholds, scaling)
+        # given vectors against a zero base (v − 0 = v), then the base added: the same sum
+        zero = torch.zeros(group.base.shape)
+        return group.base + kernels.fused(merge, zero, vectors, thresholds, scaling)
     base = group.base.reshape(-1)
     sources = [v.reshape(-1) for v in (vectors if vectors is not None else group.experts)]
     count = len(sources)
