@@ -18,12 +18,14 @@ import harness.merging.sparsify as sparsify
 from harness.bench.merge import data_free_context
 from harness.errors import HarnessError
 from harness.merging import kernels, timing
+from harness.merging.sparsify import magprune
 from harness.merging.stream import summed_task_vectors
 from harness.merging.task_vectors import keep_top_magnitudes, magnitude_thresholds
 from harness.registry import METHODS
 from harness.weights.pool import Checkpoint, ExpertPool, TensorGroup
 from methods.merging.consensus import consensus
 from methods.merging.dare_ta import dare_ta, dare_vectors
+from methods.merging.della import della
 from methods.merging.emr import (
     emr,
     emr_masks,
@@ -415,6 +417,35 @@ def test_dare_kernel_is_the_drop_and_rescale_formula_bitwise(kernel_path, monkey
 
     monkeypatch.setattr(sparsify, "uniform", at_the_threshold)
     check()
+
+
+def test_della_kernel_is_magprune_and_the_disjoint_mean_bitwise(monkeypatch):
+    """Row ranks with equal magnitudes of either sign (stable: by position), zeros, a
+    draw at exactly a probability; 2-D on the kernels, 1-D always on torch."""
+    generator = torch.Generator().manual_seed(8)
+    base = torch.randn(6, 300, generator=generator)
+    experts = [base + 0.1 * torch.randn(6, 300, generator=generator) for _ in range(3)]
+    signs = torch.randint(0, 3, (300,), generator=generator).float() - 1  # −1, 0, 1
+    experts[0][0] = base[0] + 0.05 * signs  # three magnitudes only: long runs of ties
+    experts[1][1] = base[1]  # all zero
+    group = TensorGroup("w", base, experts, list("abc"))
+    original = sparsify.uniform
+
+    def some_at_a_probability(like, generator):
+        draws = original(like, generator)
+        draws.view(-1)[::5] = float(torch.tensor(0.75, dtype=torch.float32))
+        return draws
+
+    monkeypatch.setattr(sparsify, "uniform", some_at_a_probability)
+    merged, pruned = [], []
+    for use in (True, False):
+        monkeypatch.setattr(kernels, "use_kernels", lambda tensor, use=use: use)
+        generator = group.generator()
+        pruned.append([magprune(v, 0.7, 0.1, generator) for v in group.task_vectors])
+        merged.append(della.tensor_merge(group, scaling=0.9, drop=0.7, epsilon=0.1))
+    assert all(map(torch.equal, *pruned))
+    expected = base + 0.9 * elect_and_disjoint_mean(torch.stack(pruned[1]))
+    assert torch.equal(merged[0], expected) and torch.equal(merged[1], expected)
 
 
 def test_ties_merge_of_given_vectors_is_the_reference_formula_bitwise(kernel_path):

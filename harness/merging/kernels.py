@@ -1,8 +1,8 @@
 """Fused CPU kernels for the hottest merge passes: TIES' top-k statistics and merge,
 the sum of task vectors that task arithmetic and its relatives add to the base,
 MagMax's per-entry largest-magnitude pick, the TALL masks of TALL and Consensus,
-EMR-Merging's rescaler sums and per-task model, and DARE's drop-and-rescale sum (the
-random draws stay torch's, from the same generator in the same order).
+EMR-Merging's rescaler sums and per-task model, DARE's drop-and-rescale and DELLA's
+MagPrune (the random draws stay torch's, from the same generator in the same order).
 
 In torch's eager mode each step of TIES (subtract, |·|, compare, mask, sum, sign,
 clamp, count, divide, add) is its own pass over memory: about 35 passes over every
@@ -301,6 +301,36 @@ def dare_vector(
         _dare_vector(base, expert, draws, np.float32(drop), np.float32(1.0 - drop), output)
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _magprune_rows(vector, draws, highest, epsilon, last, output):  # pragma: no cover
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    for row in prange(vector.shape[0]):
+        order = np.argsort(np.abs(vector[row]), kind="mergesort")  # stable: ties by position
+        for rank in range(vector.shape[1]):
+            column = order[rank]
+            probability = highest - epsilon * (np.float32(rank) / last)
+            if draws[row, column] >= probability:
+                output[row, column] = vector[row, column] / (one - probability)
+            else:
+                output[row, column] = zero
+
+
+def magprune_rows(
+    vector: np.ndarray,
+    draws: np.ndarray,
+    drop: float,
+    epsilon: float,
+    output: np.ndarray,
+) -> None:
+    """DELLA's MagPrune of a 2-D float32 ``vector`` (ranks within each row, at least two
+    columns) into ``output``, as ``sparsify.magprune`` computes it in float32."""
+    last = np.float32(vector.shape[1] - 1)
+    highest = np.float32(drop + epsilon / 2)
+    with _LOCK:
+        _magprune_rows(vector, draws, highest, np.float32(epsilon), last, output)
+
+
 def warm_up() -> float:
     """Start numba's threads and load the compiled kernels (about 0.3 s, once per
     process, on the first parallel call); returns the seconds it took."""
@@ -318,6 +348,8 @@ def warm_up() -> float:
     emr_merge(zeros, (zeros,), 0, 1.0, np.empty(1, dtype=np.float32))
     emr_sums(zeros, (zeros,))
     dare_vector(zeros, zeros, zeros, 0.5, np.empty(1, dtype=np.float32))
+    square = np.zeros((1, 2), dtype=np.float32)
+    magprune_rows(square, square, 0.5, 0.1, np.empty((1, 2), dtype=np.float32))
     dare_sum_merge(zeros, (zeros,), (zeros,), 0.5, 1.0, np.empty(1, dtype=np.float32))
     return time.perf_counter() - started
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 import torch
 
 from harness.errors import HyperparameterError
+from harness.merging import kernels
 
 T = TypeVar("T")
 
@@ -99,6 +100,13 @@ def magprune(
             f"della needs 0 ≤ drop − epsilon/2 and drop + epsilon/2 < 1, "
             f"got drop={drop}, epsilon={epsilon}"
         )
+    fused = vector.ndim == 2 and vector.shape[1] > 1 and vector.dtype == torch.float32
+    if fused and kernels.use_kernels(vector):  # one sweep per row on a CPU: the same numbers
+        draws = uniform(vector, generator)
+        output = torch.empty(vector.shape, dtype=torch.float32)
+        source = vector.detach().contiguous().numpy()
+        kernels.magprune_rows(source, draws.numpy(), drop, epsilon, output.numpy())
+        return output
     if vector.ndim == 2:  # rank within each row, DELLA's row-wise ranking
         count = vector.shape[1]
         order = torch.argsort(vector.detach().abs(), dim=1, stable=True)

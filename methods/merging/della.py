@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import torch
 
+from harness.merging.chunks import Scratch
 from harness.merging.sparsify import magprune
-from harness.merging.stream import stack, tensorwise
+from harness.merging.stream import tensorwise
 from harness.registry import Param, register_method
 from harness.weights.pool import TensorGroup
-from methods.merging.ties import elect_and_disjoint_mean
+from methods.merging.ties import trimmed_disjoint_merge
 
 DROP = Param(
     0.7, help="p, the mean drop probability", low=0.0, high=0.95, grid=[0.3, 0.5, 0.7, 0.9]
@@ -67,4 +68,5 @@ SCALING = Param(
 def della(group: TensorGroup, scaling: float, drop: float, epsilon: float) -> torch.Tensor:
     generator = group.generator()
     pruned = [magprune(vector, drop, epsilon, generator) for vector in group.task_vectors]
-    return group.base + scaling * elect_and_disjoint_mean(stack(pruned))
+    # TIES' sign election and disjoint mean with nothing trimmed (fused on a CPU)
+    return trimmed_disjoint_merge(group, [0.0] * len(pruned), scaling, Scratch(), pruned)
