@@ -115,6 +115,27 @@ def add_histograms(base: np.ndarray, experts: tuple[np.ndarray, ...], counts: np
         _histograms(base, experts, counts)
 
 
+@njit(inline="always", cache=True)
+def _summed(experts, index, value):  # pragma: no cover - compiled
+    """Σ_t τ_t at one entry, in task order."""
+    total = np.float32(0.0)
+    for task in range(len(experts)):
+        total += experts[task][index] - value
+    return total
+
+
+@njit(inline="always", cache=True)
+def _unified(experts, index, value):  # pragma: no cover - compiled
+    """EMR's τ_uni at one entry: the largest |τ_t| agreeing with sgn Σ_t τ_t, signed."""
+    sign = np.float32(np.sign(_summed(experts, index, value)))
+    largest = np.float32(0.0)
+    for task in range(len(experts)):
+        vector = experts[task][index] - value
+        if np.float32(np.sign(vector)) == sign and abs(vector) > largest:
+            largest = abs(vector)
+    return sign * largest
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _max_magnitude_merge(base, experts, scaling, output):  # pragma: no cover - compiled
     for index in prange(base.size):
@@ -141,9 +162,7 @@ def _tall_mask_merge(base, experts, tall_lambda, scaling, task, k, output):  # p
     zero = np.float32(0.0)
     for index in prange(base.size):
         value = base[index]
-        total = zero
-        for other in range(len(experts)):
-            total += experts[other][index] - value
+        total = _summed(experts, index, value)
         if task >= 0:  # TALL: the one task's mask
             vector = experts[task][index] - value
             kept = abs(vector) > tall_lambda * abs(total - vector)
@@ -182,16 +201,7 @@ def _emr_merge(base, experts, task, rescaler, output):  # pragma: no cover - com
     zero = np.float32(0.0)
     for index in prange(base.size):
         value = base[index]
-        total = zero
-        for other in range(len(experts)):
-            total += experts[other][index] - value
-        sign = np.float32(np.sign(total))  # elect: γ_uni
-        largest = zero  # ε_uni: the largest |τ_t| agreeing with γ_uni
-        for other in range(len(experts)):
-            vector = experts[other][index] - value
-            if np.float32(np.sign(vector)) == sign and abs(vector) > largest:
-                largest = abs(vector)
-        unified = sign * largest
+        unified = _unified(experts, index, value)
         kept = (experts[task][index] - value) * unified > zero  # M_t
         factor = rescaler if kept else zero
         output[index] = value + factor * unified
@@ -255,16 +265,7 @@ def _emr_sums(base, experts, sums):  # pragma: no cover - compiled
     for block in prange(blocks):
         for index in range(block * step, min(size, block * step + step)):
             value = base[index]
-            total = zero
-            for task in range(len(experts)):
-                total += experts[task][index] - value
-            sign = np.float32(np.sign(total))
-            largest = zero
-            for task in range(len(experts)):
-                vector = experts[task][index] - value
-                if np.float32(np.sign(vector)) == sign and abs(vector) > largest:
-                    largest = abs(vector)
-            unified = sign * largest
+            unified = _unified(experts, index, value)
             for task in range(len(experts)):
                 vector = experts[task][index] - value
                 sums[block, task, 0] += abs(vector)
@@ -422,13 +423,8 @@ def ties_merge(
 
 @njit(parallel=True, cache=True, nogil=True)
 def _task_vector_sum(base, experts, output):  # pragma: no cover - compiled
-    zero = np.float32(0.0)
     for index in prange(base.size):
-        value = base[index]
-        total = zero
-        for task in range(len(experts)):
-            total += experts[task][index] - value
-        output[index] = total
+        output[index] = _summed(experts, index, base[index])
 
 
 def task_vector_sum(base: np.ndarray, experts: tuple[np.ndarray, ...], output: np.ndarray) -> None:
