@@ -51,4 +51,4 @@ def test_bench_merge_json_keeps_stdout_json_and_reports_progress_on_stderr(monke
     assert result.exit_code == 0, result.output
     described = json.loads(result.stdout)
     assert [row["method"] for row in described["rows"]] == ["weight_average"]
-    assert "weight_average: " in result.stderr and "peak RSS" in result.stderr
+    assert "weight_average: " in result.stderr and "CPU s), peak RSS" in result.stderr

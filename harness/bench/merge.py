@@ -495,7 +495,10 @@ def bench_merge(
 def _describe_result(result: dict[str, Any]) -> str:
     if "skipped" in result:
         return f"skipped ({result['skipped']})"
-    text = f"{result['seconds']:.2f} s, peak RSS {result['peak_rss_mib']:.0f} MiB"
+    text = f"{result['seconds']:.2f} s"
+    if result.get("cpu_seconds") is not None:
+        text += f" ({result['cpu_seconds']:.1f} CPU s)"
+    text += f", peak RSS {result['peak_rss_mib']:.0f} MiB"
     if "merge_rss_mib" in result:
         text += f" (merge +{result['merge_rss_mib']:.0f} MiB)"
     if result.get("passes"):
