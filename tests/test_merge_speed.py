@@ -504,3 +504,29 @@ def test_resident_is_a_no_op_above_the_limit_and_when_nested(tmp_path):
             assert inner
         assert pool._resident is not None
     assert pool._resident is None and pool.base_tensor("w") is not first
+
+
+@pytest.mark.parametrize(
+    "low, high", [(0, 23), (17, 180), (40, 41), (60, 60), (0, 200), (150, 200)]
+)
+def test_rank_band_masks_are_the_sorted_ranks_whole_and_in_slices(kernel_path, low, high):
+    """PCB's kept top-r and Breadcrumbs' band from order statistics: the masks a stable
+    sort of |v| gives, ties by position, whether the tensor comes whole or in slices."""
+    generator = torch.Generator().manual_seed(3)
+    vectors = [(torch.randn(200, generator=generator) * 4).round() / 4 for _ in range(3)]
+    vectors[0][::3] = 0.25  # long runs of equal magnitudes across slices, of either sign
+    vectors[1][1::4] = -0.25
+    vectors[1][::5] = -0.0  # signed zeros rank with the zeros
+    vectors[2][:] = 0.5  # one value everywhere: the band falls by position alone
+    expected = [(ranks >= low) & (ranks < high) for ranks in map(sparsify.magnitude_ranks, vectors)]
+    for mask, reference in zip(sparsify.rank_band_masks(vectors, low, high), expected):
+        assert torch.equal(mask, reference)
+    cuts = [0, 1, 7, 7, 64, 130, 199, 200]  # ragged slices, an empty one
+
+    def slices():
+        for start, stop in zip(cuts, cuts[1:]):
+            yield (start, stop), [vector[start:stop] for vector in vectors]
+
+    pieces = list(sparsify.sliced_rank_masks(slices, 200, low, high))
+    for index, reference in enumerate(expected):
+        assert torch.equal(torch.cat([masks[index] for _, masks in pieces]), reference)

@@ -69,6 +69,14 @@ def as_arrays(
     return flat(base), tuple(flat(expert) for expert in experts)
 
 
+def zero_based(
+    vectors: Sequence[torch.Tensor],
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The kernels' (base, experts) for given vectors (task vectors a method computed,
+    keys to rank) against a zero base: v − 0 is v exactly, so they see the same values."""
+    return as_arrays(torch.zeros(vectors[0].numel()), vectors)
+
+
 def fused(
     kernel: Callable[..., None],
     base: torch.Tensor,
@@ -431,3 +439,81 @@ def task_vector_sum(base: np.ndarray, experts: tuple[np.ndarray, ...], output: n
     """Σ_t (θ_t − θ_0) into ``output`` (float32), summed in task order."""
     with _LOCK:
         _task_vector_sum(base, experts, output)
+
+
+@njit(inline="always", cache=True)
+def _block_span(size, blocks, block):  # pragma: no cover - compiled
+    """[start, stop) of one of ``blocks`` equal runs of ``size`` entries."""
+    step = (size + blocks - 1) // blocks
+    start = min(size, block * step)
+    return start, min(size, start + step)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _tie_counts(keys, values, counts):  # pragma: no cover - compiled
+    """counts[block, t, b] = entries of the block with |keys[t]| == values[t, b]."""
+    blocks = counts.shape[0]
+    for block in prange(blocks):
+        start, stop = _block_span(keys[0].size, blocks, block)
+        for task in range(len(keys)):
+            key = keys[task]
+            for bound in range(values.shape[1]):
+                value = values[task, bound]
+                total = 0
+                for index in range(start, stop):
+                    if abs(key[index]) == value:
+                        total += 1
+                counts[block, task, bound] = total
+
+
+def tie_counts(keys: tuple[np.ndarray, ...], values: np.ndarray) -> np.ndarray:
+    """How many entries of each block of each task equal each rank bound's magnitude
+    (values [T, 2]): [blocks, T, 2], so that every block knows the ties before it."""
+    _threads()
+    counts = np.zeros((4 * numba.get_num_threads(), len(keys), values.shape[1]), dtype=np.int64)
+    with _LOCK:
+        _tie_counts(keys, values, counts)
+    return counts
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _rank_band_masks(keys, values, ties, active, orders, output):  # pragma: no cover
+    blocks = orders.shape[0]
+    for block in prange(blocks):
+        start, stop = _block_span(keys[0].size, blocks, block)
+        for task in range(len(keys)):
+            key = keys[task]
+            low, high = values[task, 0], values[task, 1]
+            low_order, high_order = orders[block, task, 0], orders[block, task, 1]
+            for index in range(start, stop):
+                magnitude = abs(key[index])
+                keep = True
+                if active[task, 0]:  # rank ≥ low: above the value, or a late enough tie
+                    equal = magnitude == low
+                    keep = magnitude > low or (equal and low_order >= ties[task, 0])
+                    if equal:
+                        low_order += 1
+                if active[task, 1]:  # rank < high: below the value, or an early enough tie
+                    equal = magnitude == high
+                    keep = keep and (magnitude < high or (equal and high_order < ties[task, 1]))
+                    if equal:
+                        high_order += 1
+                output[task, index] = keep
+
+
+def rank_band_masks(
+    keys: tuple[np.ndarray, ...],
+    values: np.ndarray,
+    ties: np.ndarray,
+    active: np.ndarray,
+    orders: np.ndarray,
+    output: np.ndarray,
+) -> None:
+    """output[t] = rank of |keys[t]| in [low, high) with ranks given by their boundary
+    values (values [T, 2], float32) and, for entries equal to one, by position: a tie
+    counts as above the low bound from its ``ties[t, 0]``-th occurrence and below the
+    high bound up to its ``ties[t, 1]``-th, ``orders`` [blocks, T, 2] (from
+    ``tie_counts``) being the occurrences before each block; ``active`` [T, 2] says
+    which bounds apply."""
+    with _LOCK:
+        _rank_band_masks(keys, values, ties, active, orders, output)

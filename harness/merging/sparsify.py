@@ -12,10 +12,12 @@ import math
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 from harness.errors import HyperparameterError
 from harness.merging import kernels
+from harness.merging.task_vectors import _BINS, _LOW_BINS, _SHIFT, magnitude_bins
 
 T = TypeVar("T")
 
@@ -78,8 +80,7 @@ def magnitude_band_mask(vector: torch.Tensor, bottom: float, top: float) -> torc
     kept = _truncated_count(1.0 - bottom - top, count)
     high = count - outliers
     low = high - kept
-    ranks = magnitude_ranks(vector)
-    return (ranks >= low) & (ranks < high)
+    return rank_band_masks([vector], low, high)[0]
 
 
 def _truncated_count(fraction: float, count: int) -> int:
@@ -151,6 +152,26 @@ def sliced_band_masks(
     return sliced_rank_masks(slices, count, low, high)
 
 
+def rank_band_masks(vectors: list[torch.Tensor], low: int, high: int) -> list[torch.Tensor]:
+    """Per vector (tensors of one size), True where |v|'s rank in its tensor (0 = smallest,
+    ties by position) lies in [low, high). On the CPU from exact order statistics
+    (``sliced_rank_masks`` over the whole tensor as one slice: two histogram sweeps and a
+    mask sweep in fused kernels), elsewhere from a sort; the masks are the same."""
+    flat = [vector.detach().reshape(-1) for vector in vectors]
+    if _fused(flat):
+        count = flat[0].numel()
+        _, masks = next(sliced_rank_masks(lambda: iter([(None, flat)]), count, low, high))
+    else:
+        masks = [(ranks >= low) & (ranks < high) for ranks in map(magnitude_ranks, flat)]
+    return [mask.view(vector.shape) for mask, vector in zip(masks, vectors)]
+
+
+def _fused(vectors: list[torch.Tensor]) -> bool:
+    """Whether the fused kernels take these flat chunks: float32 (their values exactly) on
+    the CPU."""
+    return all(kernels.use_kernels(v) and v.dtype == torch.float32 for v in vectors)
+
+
 def sliced_rank_masks(
     slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]],
     count: int,
@@ -166,38 +187,19 @@ def sliced_rank_masks(
     histogram of |τ| per task locates the bins of the two rank boundaries, a second pass
     counts the low 16 bits inside them, which give the exact boundary values (and how
     many entries lie strictly below), and the third yields masks, counting equal entries
-    across slices so that a tie at a boundary falls by position.
+    across slices so that a tie at a boundary falls by position. On the CPU each pass is
+    one fused kernel sweep (``kernels``); elsewhere torch's.
     """
-    from harness.merging.task_vectors import _BINS, _LOW_BINS, _SHIFT, magnitude_bins
-
     wanted = [rank for rank in (low, high) if 0 < rank < count]  # others bound nothing
-    histograms: list[torch.Tensor] = []
-    for _, vectors in slices():
-        for index, vector in enumerate(vectors):
-            bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
-            counts = torch.bincount(bins, minlength=_BINS).cpu()
-            if index == len(histograms):
-                histograms.append(counts)
-            else:
-                histograms[index] += counts
     located = []  # per task, per wanted rank: (bin, entries in lower bins)
-    for counts in histograms:
+    for counts in _magnitude_histograms(slices):
         cumulative = counts.cumsum(0)
         places = []
         for rank in wanted:
             bin_index = int(torch.searchsorted(cumulative, torch.tensor(rank), right=True))
             places.append((bin_index, int(cumulative[bin_index - 1]) if bin_index else 0))
         located.append(places)
-    # the second pass counts the low 16 bits of the entries in each boundary bin: with the
-    # bin they are the exact value, so equal magnitudes (millions, with bf16 experts) cost
-    # one counter, not one gathered value each
-    low_counts = [[torch.zeros(_LOW_BINS, dtype=torch.int64) for _ in wanted] for _ in located]
-    for _, vectors in slices():
-        for index, vector in enumerate(vectors):
-            bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
-            for which, (bin_index, _) in enumerate(located[index]):
-                inside = vector[bins == bin_index].view(torch.int32).bitwise_and(_LOW_BINS - 1)
-                low_counts[index][which] += torch.bincount(inside, minlength=_LOW_BINS).cpu()
+    low_counts = _boundary_low_counts(slices, located)
     bounds = []  # per task, per wanted rank: (value at the rank, entries strictly below)
     for index, places in enumerate(located):
         task_bounds = {}
@@ -210,21 +212,120 @@ def sliced_rank_masks(
             smaller = int(cumulative[low_bits - 1]) if low_bits else 0
             task_bounds[rank] = (value, below + smaller)
         bounds.append(task_bounds)
+    masks_of = _kernel_masks(bounds, low, high) if bounds else None
     seen = [dict.fromkeys(wanted, 0) for _ in bounds]  # equal entries met so far, per bound
     for payload, vectors in slices():
-        masks = []
-        for index, vector in enumerate(vectors):
-            magnitude = vector.abs()
-            mask = torch.ones(vector.shape, dtype=torch.bool, device=vector.device)
-            for rank, (value, below) in bounds[index].items():
-                equal = magnitude == value
-                order = seen[index][rank] + torch.cumsum(equal, 0) - 1  # position among ties
-                seen[index][rank] += int(equal.sum())
-                if rank == low:  # rank ≥ low
-                    mask &= (magnitude > value) | (equal & (order >= rank - below))
-                if rank == high:  # rank < high
-                    mask &= (magnitude < value) | (equal & (order < rank - below))
-            if low >= count:
-                mask.zero_()
-            masks.append(mask)
+        if masks_of is not None and _fused(vectors):
+            masks = masks_of(vectors)
+        else:
+            masks = [
+                _torch_mask(vector, task_bounds, seen[index], low, high)
+                for index, (vector, task_bounds) in enumerate(zip(vectors, bounds))
+            ]
+        if low >= count:
+            masks = [mask.zero_() for mask in masks]
         yield payload, masks
+
+
+def _magnitude_histograms(
+    slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]],
+) -> list[torch.Tensor]:
+    """Per task, the counts of |v| in each magnitude bin over all slices."""
+    histograms: list[torch.Tensor] = []
+    thread_counts = None
+    for _, vectors in slices():
+        if _fused(vectors):
+            if thread_counts is None:
+                thread_counts = kernels.block_counts(len(vectors))
+            kernels.add_histograms(*kernels.zero_based(vectors), thread_counts)
+            continue
+        for index, vector in enumerate(vectors):
+            bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
+            counts = torch.bincount(bins, minlength=_BINS).cpu()
+            if index == len(histograms):
+                histograms.append(counts)
+            else:
+                histograms[index] += counts
+    if thread_counts is not None:
+        fused = torch.from_numpy(thread_counts.sum(axis=0))
+        histograms = [fused[i] + (histograms[i] if histograms else 0) for i in range(len(fused))]
+    return histograms
+
+
+def _boundary_low_counts(
+    slices: Callable[[], Iterator[tuple[T, list[torch.Tensor]]]],
+    located: list[list[tuple[int, int]]],
+) -> list[list[torch.Tensor]]:
+    """Per task and boundary, the counts of the low 16 bits of the entries in the
+    boundary's bin: with the bin they are the exact value, so equal magnitudes (millions,
+    with bf16 experts) cost one counter, not one gathered value each."""
+    wanted = len(located[0]) if located else 0
+    low_counts = [
+        [torch.zeros(_LOW_BINS, dtype=torch.int64) for _ in range(wanted)] for _ in located
+    ]
+    for _, vectors in slices() if wanted else ():
+        if _fused(vectors):
+            arrays = kernels.zero_based(vectors)
+            for which in range(wanted):
+                bins = np.array([places[which][0] for places in located], dtype=np.int32)
+                counts = np.zeros((len(located), _LOW_BINS), dtype=np.int64)
+                kernels.add_low_histograms(*arrays, bins, counts)
+                for index in range(len(located)):
+                    low_counts[index][which] += torch.from_numpy(counts[index])
+            continue
+        for index, vector in enumerate(vectors):
+            bins = magnitude_bins(vector, torch.empty(vector.shape, dtype=torch.int32))
+            for which, (bin_index, _) in enumerate(located[index]):
+                inside = vector[bins == bin_index].view(torch.int32).bitwise_and(_LOW_BINS - 1)
+                low_counts[index][which] += torch.bincount(inside, minlength=_LOW_BINS).cpu()
+    return low_counts
+
+
+def _torch_mask(
+    vector: torch.Tensor,
+    bounds: dict[int, tuple[float, int]],
+    seen: dict[int, int],
+    low: int,
+    high: int,
+) -> torch.Tensor:
+    """One task's mask on one slice; ``seen`` counts the ties met in earlier slices."""
+    magnitude = vector.abs()
+    mask = torch.ones(vector.shape, dtype=torch.bool, device=vector.device)
+    for rank, (value, below) in bounds.items():
+        equal = magnitude == value
+        order = seen[rank] + torch.cumsum(equal, 0) - 1  # position among ties
+        seen[rank] += int(equal.sum())
+        if rank == low:  # rank ≥ low
+            mask &= (magnitude > value) | (equal & (order >= rank - below))
+        if rank == high:  # rank < high
+            mask &= (magnitude < value) | (equal & (order < rank - below))
+    return mask
+
+
+def _kernel_masks(
+    bounds: list[dict[int, tuple[float, int]]], low: int, high: int
+) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+    """The third pass's masks of one slice by the fused kernels, counting ties across
+    the slices it is called on in order (bounds: per task, rank → (value, below))."""
+    tasks = len(bounds)
+    values = np.zeros((tasks, 2), dtype=np.float32)
+    ties = np.zeros((tasks, 2), dtype=np.int64)  # the tie that first lies inside the band
+    active = np.zeros((tasks, 2), dtype=np.bool_)
+    for index, task_bounds in enumerate(bounds):
+        for slot, rank in enumerate((low, high)):
+            if rank in task_bounds:
+                value, below = task_bounds[rank]
+                values[index, slot], ties[index, slot] = value, rank - below
+                active[index, slot] = True
+    seen = np.zeros((tasks, 2), dtype=np.int64)
+
+    def masks_of(vectors: list[torch.Tensor]) -> list[torch.Tensor]:
+        _, keys = kernels.zero_based(vectors)
+        counts = kernels.tie_counts(keys, values)
+        orders = seen[None] + np.cumsum(counts, axis=0) - counts  # ties before each block
+        seen[...] += counts.sum(axis=0)
+        output = torch.empty((tasks, vectors[0].numel()), dtype=torch.bool)
+        kernels.rank_band_masks(keys, values, ties, active, orders, output.numpy())
+        return list(output)
+
+    return masks_of

@@ -68,8 +68,7 @@ def _kernel_arrays(
     against a zero base: v − 0 is v exactly, so the kernels see the same values."""
     if vectors is None:
         return kernels.as_arrays(group.base, group.experts)
-    given = vectors(group)
-    return kernels.as_arrays(torch.zeros(given[0].numel()), given)
+    return kernels.zero_based(vectors(group))
 
 
 def magnitude_thresholds(

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.merging.sparsify import magnitude_ranks, sliced_rank_masks
+from harness.merging.sparsify import rank_band_masks, sliced_rank_masks
 from harness.merging.stream import stack
 from harness.merging.timing import timed
 from harness.method import MethodContext, Solution
@@ -184,7 +184,7 @@ def kept_masks(log_scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Per task, True on the ``ratio`` highest β (ties by position, as when sliced)."""
     keys = drop_keys(log_scores)
     keep = kept_count(ratio, keys[0].numel())
-    return torch.stack([magnitude_ranks(key) < keep for key in keys])
+    return torch.stack(rank_band_masks(list(keys), 0, keep))
 
 
 def balanced_mean(vectors: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
