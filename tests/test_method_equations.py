@@ -10,7 +10,7 @@ import torch
 
 from harness.errors import HyperparameterError
 from harness.merging.sparsify import dare, magnitude_band_mask, magprune, top_fraction_mask
-from harness.merging.subspace import low_rank, orthogonalize
+from harness.merging.subspace import low_rank, orthogonalize, svd
 from harness.weights.pool import TensorGroup
 from methods.merging.breadcrumbs import breadcrumbs
 from methods.merging.consensus import consensus
@@ -349,6 +349,29 @@ def test_low_rank_is_the_truncated_svd():
     matrix = torch.diag(torch.tensor([3.0, 2.0, 1.0]))
     assert torch.allclose(low_rank(matrix, 2), torch.diag(torch.tensor([3.0, 2.0, 0.0])))
     assert torch.allclose(low_rank(matrix, 10), matrix)
+
+
+def test_wide_svd_is_decomposed_as_its_transpose(monkeypatch):
+    """On the CPU a wide matrix goes to LAPACK transposed (2.7x faster at Llama's down
+    projection); the thin factors are still those of the matrix, S descending."""
+    real_svd = torch.linalg.svd
+    shapes = []
+
+    def recorded(matrix, full_matrices=True):
+        shapes.append(tuple(matrix.shape))
+        return real_svd(matrix, full_matrices=full_matrices)
+
+    monkeypatch.setattr(torch.linalg, "svd", recorded)
+    wide = torch.randn(3, 7, generator=torch.Generator().manual_seed(0))
+    u, s, vh = svd(wide)
+    assert shapes == [(7, 3)]
+    assert u.shape == (3, 3) and s.shape == (3,) and vh.shape == (3, 7)
+    assert torch.allclose((u * s) @ vh, wide, atol=1e-5)
+    assert torch.allclose(u.T @ u, torch.eye(3), atol=1e-5)
+    assert torch.allclose(vh @ vh.T, torch.eye(3), atol=1e-5)
+    assert torch.allclose(s, real_svd(wide, full_matrices=False).S) and bool(
+        (s[:-1] >= s[1:]).all()
+    )
 
 
 def test_svd_falls_back_to_float64_where_float32_does_not_converge(monkeypatch):

@@ -360,6 +360,10 @@ def warm_up() -> float:
     square = np.zeros((1, 2), dtype=np.float32)
     magprune_rows(square, square, 0.5, 0.1, np.empty((1, 2), dtype=np.float32))
     dare_sum_merge(zeros, (zeros,), (zeros,), 0.5, 1.0, np.empty(1, dtype=np.float32))
+    bounds, ties = np.zeros((1, 2), dtype=np.float32), np.zeros((1, 2), dtype=np.int64)
+    orders = tie_counts((zeros,), bounds)
+    masks = np.empty((1, 1), dtype=np.bool_)
+    rank_band_masks((zeros,), bounds, ties, np.ones((1, 2), dtype=np.bool_), orders, masks)
     return time.perf_counter() - started
 
 

@@ -23,7 +23,15 @@ def svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     (MKL's, on the CPU) does not converge on some nearly singular matrices, such as
     ISO-CTS's 4096 × 4096 [U_cm, U_1 … U_T] at Llama-3.1-8B's attention shapes (smallest
     singular value 2·10⁻⁴ of the largest; MKL prints a SLASCL parameter error before
-    failing), which float64 decomposes."""
+    failing), which float64 decomposes.
+
+    A wide matrix is decomposed on the CPU as its transpose (A = U S Vᵀ ⇔ Aᵀ = V S Uᵀ):
+    LAPACK's CPU SVD of a 2,048 × 8,192 matrix (Llama's MLP down projection) took 5.3 s
+    on 2 cores against 1.9 s for the 8,192 × 2,048 transpose. The factors agree up to
+    rounding and the signs of singular pairs, which every method here is invariant to."""
+    if matrix.device.type == "cpu" and matrix.shape[-2] < matrix.shape[-1]:
+        u, s, vh = svd(matrix.mT)
+        return vh.mT, s, u.mT
     try:
         return torch.linalg.svd(matrix.float(), full_matrices=False)
     except torch.linalg.LinAlgError:
