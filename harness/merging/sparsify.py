@@ -212,15 +212,15 @@ def sliced_rank_masks(
             smaller = int(cumulative[low_bits - 1]) if low_bits else 0
             task_bounds[rank] = (value, below + smaller)
         bounds.append(task_bounds)
-    masks_of = _kernel_masks(bounds, low, high) if bounds else None
-    seen = [dict.fromkeys(wanted, 0) for _ in bounds]  # equal entries met so far, per bound
+    values, ties, active = _band_bounds(bounds, low, high)
+    seen = np.zeros(ties.shape, dtype=np.int64)  # ties met in earlier slices, per bound
     for payload, vectors in slices():
-        if masks_of is not None and _fused(vectors):
-            masks = masks_of(vectors)
+        if _fused(vectors):
+            masks = _kernel_masks(vectors, values, ties, active, seen)
         else:
             masks = [
-                _torch_mask(vector, task_bounds, seen[index], low, high)
-                for index, (vector, task_bounds) in enumerate(zip(vectors, bounds))
+                _torch_mask(vector, values[index], ties[index], active[index], seen[index])
+                for index, vector in enumerate(vectors)
             ]
         if low >= count:
             masks = [mask.zero_() for mask in masks]
@@ -281,51 +281,59 @@ def _boundary_low_counts(
     return low_counts
 
 
-def _torch_mask(
-    vector: torch.Tensor,
-    bounds: dict[int, tuple[float, int]],
-    seen: dict[int, int],
-    low: int,
-    high: int,
-) -> torch.Tensor:
-    """One task's mask on one slice; ``seen`` counts the ties met in earlier slices."""
-    magnitude = vector.abs()
-    mask = torch.ones(vector.shape, dtype=torch.bool, device=vector.device)
-    for rank, (value, below) in bounds.items():
-        equal = magnitude == value
-        order = seen[rank] + torch.cumsum(equal, 0) - 1  # position among ties
-        seen[rank] += int(equal.sum())
-        if rank == low:  # rank ≥ low
-            mask &= (magnitude > value) | (equal & (order >= rank - below))
-        if rank == high:  # rank < high
-            mask &= (magnitude < value) | (equal & (order < rank - below))
-    return mask
-
-
-def _kernel_masks(
+def _band_bounds(
     bounds: list[dict[int, tuple[float, int]]], low: int, high: int
-) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
-    """The third pass's masks of one slice by the fused kernels, counting ties across
-    the slices it is called on in order (bounds: per task, rank → (value, below))."""
-    tasks = len(bounds)
-    values = np.zeros((tasks, 2), dtype=np.float32)
-    ties = np.zeros((tasks, 2), dtype=np.int64)  # the tie that first lies inside the band
-    active = np.zeros((tasks, 2), dtype=np.bool_)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per task, the low and the high bound (rank → (value, entries below) in ``bounds``)
+    as arrays [T, 2]: the boundary magnitude, the tie from which (low) or up to which
+    (high) entries equal to it lie inside the band, and whether the bound applies."""
+    values = np.zeros((len(bounds), 2), dtype=np.float32)
+    ties = np.zeros((len(bounds), 2), dtype=np.int64)
+    active = np.zeros((len(bounds), 2), dtype=np.bool_)
     for index, task_bounds in enumerate(bounds):
         for slot, rank in enumerate((low, high)):
             if rank in task_bounds:
                 value, below = task_bounds[rank]
                 values[index, slot], ties[index, slot] = value, rank - below
                 active[index, slot] = True
-    seen = np.zeros((tasks, 2), dtype=np.int64)
+    return values, ties, active
 
-    def masks_of(vectors: list[torch.Tensor]) -> list[torch.Tensor]:
-        _, keys = kernels.zero_based(vectors)
-        counts = kernels.tie_counts(keys, values)
-        orders = seen[None] + np.cumsum(counts, axis=0) - counts  # ties before each block
-        seen[...] += counts.sum(axis=0)
-        output = torch.empty((tasks, vectors[0].numel()), dtype=torch.bool)
-        kernels.rank_band_masks(keys, values, ties, active, orders, output.numpy())
-        return list(output)
 
-    return masks_of
+def _torch_mask(
+    vector: torch.Tensor,
+    values: np.ndarray,
+    ties: np.ndarray,
+    active: np.ndarray,
+    seen: np.ndarray,
+) -> torch.Tensor:
+    """One task's mask on one slice (its row of ``_band_bounds``); ``seen`` counts the
+    ties met in earlier slices and is advanced."""
+    magnitude = vector.abs()
+    mask = torch.ones(vector.shape, dtype=torch.bool, device=vector.device)
+    for slot in np.flatnonzero(active):
+        value = float(values[slot])
+        equal = magnitude == value
+        order = int(seen[slot]) + torch.cumsum(equal, 0) - 1  # position among ties
+        seen[slot] += int(equal.sum())
+        if slot == 0:  # rank ≥ low
+            mask &= (magnitude > value) | (equal & (order >= int(ties[slot])))
+        else:  # rank < high
+            mask &= (magnitude < value) | (equal & (order < int(ties[slot])))
+    return mask
+
+
+def _kernel_masks(
+    vectors: list[torch.Tensor],
+    values: np.ndarray,
+    ties: np.ndarray,
+    active: np.ndarray,
+    seen: np.ndarray,
+) -> list[torch.Tensor]:
+    """Every task's mask on one slice by the fused kernels (``_torch_mask``'s rule)."""
+    _, keys = kernels.zero_based(vectors)
+    counts = kernels.tie_counts(keys, values)
+    orders = seen[None] + np.cumsum(counts, axis=0) - counts  # ties before each block
+    seen += counts.sum(axis=0)
+    output = torch.empty((len(vectors), vectors[0].numel()), dtype=torch.bool)
+    kernels.rank_band_masks(keys, values, ties, active, orders, output.numpy())
+    return list(output)
