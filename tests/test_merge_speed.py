@@ -219,6 +219,25 @@ def test_sliced_iso_cts_is_the_whole_matrix_formula(tasks, common, shared):
         torch.testing.assert_close(route.double(), reference, rtol=0, atol=5e-5 * scale)
 
 
+@pytest.mark.parametrize("shape", [(40, 300), (60, 60), (300, 40)])
+@pytest.mark.parametrize(("tasks", "common"), [(3, 0.8), (8, 0.8), (2, 0.5), (4, 0.0)])
+def test_whole_matrix_iso_cts_is_the_formula_wide_square_and_tall(shape, tasks, common):
+    """Wide and square matrices take each task's residual spectrum in the coordinates of
+    the common subspace's complement, tall ones from the projected residual: both are the
+    paper's formula."""
+    generator = torch.Generator().manual_seed(tasks)
+    shared_part = torch.randn(shape, generator=generator)
+    decay = torch.logspace(0, -2, min(shape))
+    if shape[0] < shape[1]:
+        decay = decay[:, None]
+    noise = [torch.randn(shape, generator=generator) * decay for _ in range(tasks)]
+    vectors = [shared_part + part for part in noise]
+    reference = _iso_cts_float64([vector.double() for vector in vectors], common)
+    scale = float(reference.abs().max())
+    update = iso_cts_matrix(vectors, common)
+    torch.testing.assert_close(update.double(), reference, rtol=0, atol=5e-5 * scale)
+
+
 def test_huge_matrix_per_task_low_rank_in_row_slices(tmp_path):
     """PERU-LoRA's per-task states: the rank-q reduction of a huge matrix from τᵀτ."""
     entry = METHODS.get("peru_lora")

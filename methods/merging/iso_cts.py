@@ -82,10 +82,19 @@ def iso_cts_matrix(
     u, s, vh = svd(total)
     k, per_task = subspace_sizes(rank, len(vectors), common)
     us, ss, vs = [u[:, :k]], [s[:k]], [vh[:k].T]
+    # With as many rows as the rank (a square or wide matrix), U is a whole orthonormal
+    # basis: τ̄_t = C Cᵀ τ_t for its trailing columns C, and τ̄_t's SVD is C times that of
+    # the (m − k)-row Cᵀ τ_t, a fifth of the rows at c = 0.8 (an SVD of 408 × 8,192
+    # instead of 2,048 × 8,192 for Llama-1B's down projection).
+    complement = u[:, k:] if u.shape[0] == u.shape[1] else None
     if per_task > 0:
         for vector in vectors:
-            outside = vector.float() - us[0] @ (us[0].T @ vector.float())
-            u_t, s_t, vh_t = truncated(outside, per_task)
+            if complement is not None:
+                u_t, s_t, vh_t = truncated(complement.T @ vector.float(), per_task)
+                u_t = complement @ u_t
+            else:
+                outside = vector.float() - us[0] @ (us[0].T @ vector.float())
+                u_t, s_t, vh_t = truncated(outside, per_task)
             us.append(u_t)
             ss.append(s_t)
             vs.append(vh_t.T)
