@@ -61,12 +61,15 @@ def as_arrays(
     base: torch.Tensor, experts: Sequence[torch.Tensor]
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """Flat float32 numpy views (copies only for another dtype) of a tensor group."""
+    return flat_arrays([base])[0], flat_arrays(experts)
+
+
+def flat_arrays(tensors: Sequence[torch.Tensor]) -> tuple[np.ndarray, ...]:
+    """Flat float32 numpy views (copies only for another dtype) of tensors."""
     _threads()
-
-    def flat(tensor: torch.Tensor) -> np.ndarray:
-        return tensor.detach().reshape(-1).to(torch.float32).contiguous().numpy()
-
-    return flat(base), tuple(flat(expert) for expert in experts)
+    return tuple(
+        tensor.detach().reshape(-1).to(torch.float32).contiguous().numpy() for tensor in tensors
+    )
 
 
 def zero_based(

@@ -246,10 +246,10 @@ def _magnitude_histograms(
                 histograms.append(counts)
             else:
                 histograms[index] += counts
-    if thread_counts is not None:
-        fused = torch.from_numpy(thread_counts.sum(axis=0))
-        histograms = [fused[i] + (histograms[i] if histograms else 0) for i in range(len(fused))]
-    return histograms
+    if thread_counts is None:
+        return histograms
+    fused = list(torch.from_numpy(thread_counts.sum(axis=0)))  # per task
+    return [counts + other for counts, other in zip(fused, histograms)] if histograms else fused
 
 
 def _boundary_low_counts(
@@ -330,7 +330,7 @@ def _kernel_masks(
     seen: np.ndarray,
 ) -> list[torch.Tensor]:
     """Every task's mask on one slice by the fused kernels (``_torch_mask``'s rule)."""
-    _, keys = kernels.zero_based(vectors)
+    keys = kernels.flat_arrays(vectors)
     counts = kernels.tie_counts(keys, values)
     orders = seen[None] + np.cumsum(counts, axis=0) - counts  # ties before each block
     seen += counts.sum(axis=0)
