@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from harness.errors import HyperparameterError
+from harness.merging import chunks
 from harness.merging.sparsify import dare, magnitude_band_mask, magprune, top_fraction_mask
 from harness.merging.subspace import low_rank, orthogonalize, svd
 from harness.weights.pool import TensorGroup
@@ -20,7 +21,12 @@ from methods.merging.iso_c import iso_c, isotropic
 from methods.merging.iso_cts import iso_cts_matrix
 from methods.merging.magmax import magmax
 from methods.merging.model_stock import interpolation_ratio, model_stock
-from methods.merging.pcb import balancing_scores, pcb_merge
+from methods.merging.pcb import (
+    LayerStatistics,
+    balancing_scores,
+    log_balancing_scores,
+    pcb_merge,
+)
 from methods.merging.slerp import slerp_tensors
 from methods.merging.tall_masks import tall_masks
 from methods.merging.task_arithmetic import task_arithmetic
@@ -264,10 +270,13 @@ def test_pcb_scores_and_balanced_mean():
     ]
 
 
-def test_pcb_scores_that_underflow_float32_still_rank_and_weight():
+@pytest.mark.parametrize("chunk", [None, 3_001])  # one chunk; many, the last ragged
+def test_pcb_scores_that_underflow_float32_still_rank_and_weight(monkeypatch, chunk):
     """One outlier puts every other β of its task near e⁻²⁸⁴, below float32's range: the
     kept top 10% and the weighted mean must still be the float64 equations' (as plain
     float32 β they were all 0, and the kept entries fell by position)."""
+    if chunk is not None:
+        monkeypatch.setattr(chunks, "CHUNK", chunk)
     generator = torch.Generator().manual_seed(0)
     vectors = torch.randn(2, 20_000, generator=generator)
     vectors[0, 0] = 100.0
@@ -294,6 +303,52 @@ def test_pcb_scores_that_underflow_float32_still_rank_and_weight():
     total = weights.sum(0)
     expected = torch.where(total > 0, (weights * wide).sum(0) / total.clamp(min=1e-300), 0.0)
     torch.testing.assert_close(pcb_merge(vectors, 0.1).double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def _heavy_tailed(tasks: int, count: int, seed: int = 0) -> torch.Tensor:
+    """Task vectors with an outlier per task: most of the intra Softmax's arguments lie
+    hundreds below its maximum, where exp is a float64 denormal or 0."""
+    generator = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(tasks, count, generator=generator)
+    vectors[torch.arange(tasks), torch.arange(tasks)] = 100.0  # N·Norm of it: about N·√count
+    return vectors
+
+
+def test_pcb_softmax_normalisers_are_the_float64_sums():
+    """Σ exp(argument − max) over the whole tensor, gathered in chunks with arguments
+    below −700 raised to it (faster exp): the float64 sum of the exact exponentials
+    (a cut at −40 instead would add 10⁵ · e⁻⁴⁰ ≈ 4·10⁻¹³ to the intra sums)."""
+    vectors = _heavy_tailed(3, 100_000)
+    statistics = LayerStatistics.empty(100_000, 3)
+    statistics.add_moments(vectors)
+    statistics.add_exponentials(vectors)
+    assert statistics.exponentials is not None
+    wide = vectors.double()
+    for i in range(3):
+        for j in range(i, 3):
+            for kind in (0, 1) if i == j else (1,):
+                scale, shift = statistics.affine(i, j, kind)
+                argument = scale * wide[i] * wide[j] + shift
+                if kind == 0:
+                    assert (argument - argument.max() < -708).float().mean() > 0.9
+                expected = math.fsum(torch.exp(argument - argument.max()).tolist())
+                assert statistics.maximum(i, j, kind) == pytest.approx(
+                    float(argument.max()), rel=1e-14, abs=0
+                )
+                assert float(statistics.exponentials[i, j, kind]) == pytest.approx(
+                    expected, rel=1e-14, abs=0
+                )
+
+
+def test_pcb_merge_is_the_same_in_any_chunking(monkeypatch):
+    """The chunked passes (statistics, scores, weighted mean) give the whole tensor's
+    bits: per entry the same operations, per column the sums over tasks in one order."""
+    vectors = _heavy_tailed(4, 30_000, seed=1)
+    whole = pcb_merge(vectors, 0.1)
+    scores = log_balancing_scores(vectors)
+    monkeypatch.setattr(chunks, "CHUNK", 2_999)
+    assert torch.equal(log_balancing_scores(vectors), scores)
+    assert torch.equal(pcb_merge(vectors, 0.1), whole)
 
 
 # ------------------------------------------------------------------ TSV and ISO
