@@ -7,6 +7,7 @@ import functools
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -465,6 +466,37 @@ def test_della_kernel_is_magprune_and_the_disjoint_mean_bitwise(monkeypatch):
     assert all(map(torch.equal, *pruned))
     expected = base + 0.9 * elect_and_disjoint_mean(torch.stack(pruned[1]))
     assert torch.equal(merged[0], expected) and torch.equal(merged[1], expected)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 255, 257, 3_000])
+def test_magnitude_order_is_the_stable_argsort(size):
+    """DELLA's row ranks by radix sort: the stable argsort of |x| (ties by position, NaN
+    last) on random magnitudes, bf16-like values (constant low bytes: skipped passes),
+    signed zeros, infinities, denormals and NaN."""
+    generator = np.random.default_rng(size)
+    specials = np.array(
+        [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-45, -3e-39, 0.0, 0.0], np.float32
+    )
+    specials.view(np.uint32)[-2:] = [0x7F800001, 0xFFFFFFFF]  # NaNs with other payloads
+    rows = [
+        generator.standard_normal(size).astype(np.float32),
+        (generator.standard_normal(size).astype(np.float32).view(np.uint32) & 0xFFFF0000).view(
+            np.float32
+        ),
+        generator.choice(specials, size),
+        np.full(size, -2.5, dtype=np.float32),
+    ]
+    for row in rows:
+        order = np.empty(size, dtype=np.int64)
+        kernels._magnitude_order(
+            row,
+            order,
+            np.empty(size, dtype=np.uint32),
+            np.empty(size, dtype=np.uint32),
+            np.empty(size, dtype=np.int64),
+            np.empty((4, 256), dtype=np.int64),
+        )
+        assert np.array_equal(order, np.argsort(np.abs(row), kind="stable"))
 
 
 def test_ties_merge_of_given_vectors_is_the_reference_formula_bitwise(kernel_path):
