@@ -318,15 +318,17 @@ _NAN_KEY = np.uint32(0x7F800001)  # every NaN's key: above +inf, equal to each o
 
 
 @njit(cache=True, nogil=True)
-def _magnitude_order(row, order, keys, key_spare, spare, counts):  # pragma: no cover
-    """``order`` = the stable argsort of |row| (ties by position, NaN last), by an LSD
+def _magnitude_order(row):  # pragma: no cover - compiled
+    """The stable argsort of |row| (ties by position, NaN last), by an LSD
     radix sort of the magnitudes' bits, a byte per pass: the bits of a non-negative
     float32 order as its values, and each pass is stable. A pass whose byte is the same
     for every entry (often the low bytes of bf16 task vectors) is skipped. 3x faster
     than numba's mergesort on 2,048- and 8,192-entry rows."""
     size = row.size
     bits = row.view(np.uint32)
-    counts[:, :] = 0
+    order = np.empty(size, dtype=np.int64)
+    keys = np.empty(size, dtype=np.uint32)
+    counts = np.zeros((4, 256), dtype=np.int64)
     for index in range(size):
         key = bits[index] & _MAGNITUDE_BITS
         if key > np.uint32(0x7F800000):
@@ -337,7 +339,8 @@ def _magnitude_order(row, order, keys, key_spare, spare, counts):  # pragma: no 
         counts[1, (key >> 8) & 255] += 1
         counts[2, (key >> 16) & 255] += 1
         counts[3, key >> 24] += 1
-    source_keys, source, target_keys, target = keys, order, key_spare, spare
+    source_keys, source = keys, order
+    target_keys, target = np.empty_like(keys), np.empty_like(order)
     for byte in range(4):
         shift = 8 * byte
         if size == 0 or counts[byte, (keys[0] >> shift) & 255] == size:
@@ -355,8 +358,7 @@ def _magnitude_order(row, order, keys, key_spare, spare, counts):  # pragma: no 
             target[position] = source[index]
             counts[byte, value] = position + 1
         source_keys, source, target_keys, target = target_keys, target, source_keys, source
-    if source is not order:
-        order[:] = source
+    return source
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -365,17 +367,7 @@ def _magprune_rows(vector, draws, highest, epsilon, last, output):  # pragma: no
     one = np.float32(1.0)
     size = vector.shape[1]
     for row in prange(vector.shape[0]):
-        order = np.empty(size, dtype=np.int64)
-        keys = np.empty(size, dtype=np.uint32)
-        counts = np.empty((4, 256), dtype=np.int64)
-        _magnitude_order(
-            vector[row],
-            order,
-            keys,
-            np.empty(size, dtype=np.uint32),
-            np.empty(size, dtype=np.int64),
-            counts,
-        )
+        order = _magnitude_order(vector[row])
         for rank in range(size):
             column = order[rank]
             probability = highest - epsilon * (np.float32(rank) / last)

@@ -211,8 +211,9 @@ def balancing_scores(vectors: torch.Tensor) -> torch.Tensor:
 
 def drop_keys(log_scores: torch.Tensor) -> torch.Tensor:
     """log T − log β ≥ 0 (β ≤ T): the top r of β are the r smallest keys, which the
-    sliced rank masks can select (they rank magnitudes)."""
-    return (math.log(log_scores.shape[0]) - log_scores).clamp(min=0.0)
+    sliced rank masks can select (they rank magnitudes). One new tensor, then in place
+    (−s + c is c − s exactly): a [T, n] temporary is mapped page by page."""
+    return log_scores.neg().add_(math.log(log_scores.shape[0])).clamp_(min=0.0)
 
 
 def kept_count(ratio: float, count: int) -> int:
