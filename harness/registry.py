@@ -123,9 +123,9 @@ class Entry:
             if key not in self.params:
                 known = ", ".join(self.params) or "none"
                 hint = _closest(key, self.params)
+                word = "hyperparameter" if self.kind == "method" else "option"
                 raise UnknownNameError(
-                    f"{self.kind} {self.name!r} has no hyperparameter {key!r}{hint} "
-                    f"(its hyperparameters: {known})"
+                    f"{self.kind} {self.name!r} has no {word} {key!r}{hint} (its {word}s: {known})"
                 )
             values[key] = self.params[key].check(key, value)
         return values

@@ -72,7 +72,7 @@ def eval_args(method: str, suite: str, mirror: Path, results: Path, *extra: str)
 
 def custom(experts: str, *extra: str) -> list[str]:
     return [
-        "--suite-set", "checkpoints=custom", "--suite-set", f"base={BASE}",
+        "--checkpoints", "custom", "--suite-set", f"base={BASE}",
         "--suite-set", f"experts={experts}", *extra,
     ]  # fmt: skip
 
@@ -226,6 +226,8 @@ def test_only_restricts_the_merged_experts(mirror):
         ("llm-math", ["--suite-set", "tasks=math,instruction"], "langdetect|chat template"),
         ("llm-crosslingual", custom(f"math={MATH},ja={MATH}"), "refs/convert/parquet"),
         ("llm-math", ["--suite-set", "backend=vllm"], "needs vLLM"),
+        ("llm-math", ["--backend", "vllm"], "needs vLLM"),
+        ("llm-math", ["--checkpoints", "mergebench-llama-3b"], "is not one of"),
         ("llm-crosslingual", custom(f"math={MATH},sw"), "experts= expects"),
         ("llm-math", ["--only", "math,nosuch"], "has no expert 'nosuch'"),
     ],

@@ -140,6 +140,8 @@ def test_interrupted_run_leaves_earlier_records_intact(run_cli, tmp_path, monkey
         (["--method", "ties", "--tasks", "tiny3", "--set", "scaling=high"], "must be a number"),
         (["--method", "ties", "--tasks", "tiny3", "--set", "scaling"], "expects key=value"),
         (["--method", "ties", "--tasks", "tiny3", "--only", "a,z"], "has no task 'z'"),
+        (["--method", "ties", "--tasks", "tiny3", "--backend", "hf"], "has no option 'backend'"),
+        (["--method", "ties", "--tasks", "tiny3", "--checkpoints", "x"], "no option 'checkp"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, args, message):
@@ -148,6 +150,15 @@ def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, args, message):
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not list(record_files(tmp_path))
+
+
+def test_a_suite_option_given_twice_with_two_values_is_refused(run_cli, tmp_path):
+    both = ("--backend", "vllm", "--suite-set", "backend=hf")
+    where = ("--results", str(tmp_path), "--quiet")
+    code, _, err = run_cli("eval", "--method", "ties", "--tasks", "tiny3", *both, *where)
+    assert code == 2
+    assert "--backend vllm and --suite-set backend=hf disagree" in err
+    assert err.count("\n") == 1 and not list(record_files(tmp_path))
 
 
 def test_unwritable_results_directory(run_cli, tmp_path):

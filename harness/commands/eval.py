@@ -38,14 +38,14 @@ def eval_command(
       harness eval --method task_arithmetic --tasks vit8 --set scaling=0.3 --device cuda
       harness eval --method ties --tasks vit8 --suite-set arch=vit-l-14 --mirror /data/mirror
       harness eval --method ties --tasks crosseval --judge openai:gpt-4o --select defaults
+      harness eval --method dare_ties --tasks llm-math --checkpoints mergebench-llama3.1-8b \\
+          --backend vllm --device cuda
     """
     from harness.run.runner import run_cell
 
     progress.set_enabled(not options["quiet"])
-    if judge is not None:
-        options["suite_options"] = (*options["suite_options"], f"judge={judge}")
     outcome = run_cell(
-        run_spec(method, suite, seed, **options),
+        run_spec(method, suite, seed, judge=judge, **options),
         overwrite=overwrite,
         log=lambda line: click.echo(line, err=True),
     )

@@ -59,6 +59,19 @@ def run_options(fn: Any) -> Any:
             help="Set a suite option, e.g. arch=vit-l-14 (repeatable).",
         ),
         click.option(
+            "--checkpoints",
+            default=None,
+            help="The suite's set of base and expert checkpoints (each suite's default is "
+            "in harness list tasks); the same as --suite-set checkpoints=...",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(["hf", "vllm"]),
+            default=None,
+            help="LLM suites: score the merge in memory with transformers (hf, the "
+            "default) or with vLLM from a temporary copy; the same as --suite-set backend=...",
+        ),
+        click.option(
             "--select",
             "select",
             type=click.Choice(["grid", "defaults"]),
@@ -108,6 +121,27 @@ def print_table(header: list[str], rows: list[tuple[Any, ...]]) -> None:
             click.echo("  ".join("-" * width for width in widths))
 
 
+SUITE_SHORTCUTS = ("checkpoints", "backend", "judge")
+"""Suite options with a flag of their own (``--checkpoints X`` is ``--suite-set
+checkpoints=X``)."""
+
+
+def suite_options(options: dict[str, Any]) -> dict[str, str]:
+    """``--suite-set`` assignments with the shortcut flags folded in; a key given both
+    ways with two values is an error rather than a silent pick."""
+    assigned = parse_assignments(options["suite_options"], "--suite-set")
+    for key in SUITE_SHORTCUTS:
+        value = options.get(key)
+        if value is None:
+            continue
+        if key in assigned and assigned[key] != value:
+            raise HarnessError(
+                f"--{key} {value} and --suite-set {key}={assigned[key]} disagree; give one"
+            )
+        assigned[key] = value
+    return assigned
+
+
 def run_spec(method: str, suite: str, seed: int, **options: Any) -> Any:
     from harness.run.runner import RunSpec
 
@@ -115,7 +149,7 @@ def run_spec(method: str, suite: str, seed: int, **options: Any) -> Any:
         method=method,
         suite=suite,
         overrides=parse_assignments(options["overrides"], "--set"),
-        suite_options=parse_assignments(options["suite_options"], "--suite-set"),
+        suite_options=suite_options(options),
         only=split_names(options["only"], "--only") if options.get("only") else None,
         select=options["select"],
         seed=seed,
